@@ -1,0 +1,183 @@
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createCheckHandler, newDecisionId, type CheckRequest } from './check.js'
+import { verifyDecision } from './decision-header.js'
+import { parseRules } from './rules.js'
+
+const payments = 'spiffe://hsmgate.demo/app/payments'
+const rules = parseRules(
+  `rules:
+  - principal: ${payments}
+    operations: [random]
+  - principal: ${payments}
+    keys: ['payments-*']
+    operations: [sign]
+`,
+  'rules.yaml',
+)
+const secret = randomBytes(32)
+let dir: string
+let certificate: string
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hsmgate-check-'))
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '30'])
+      .concat(['-subj', '/CN=payments', '-addext', `subjectAltName=URI:${payments}`]),
+    { stdio: 'pipe', timeout: 10_000 },
+  )
+  certificate = encodeURIComponent(readFileSync(join(dir, 'c.pem'), 'utf8'))
+}, 30_000)
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function handler(options: { throwOnRules?: boolean } = {}) {
+  const lines: Record<string, unknown>[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      lines.push(JSON.parse(String(chunk)) as Record<string, unknown>)
+      callback()
+    },
+  })
+  const check = createCheckHandler({
+    rules: () => {
+      if (options.throwOnRules === true) {
+        throw new Error('rules unavailable')
+      }
+      return rules
+    },
+    decisionSecret: secret,
+    trustDomain: 'hsmgate.demo',
+    logger: pino({ level: 'info' }, stream),
+    now: () => Date.now(),
+  })
+  return { check, lines }
+}
+
+function request(http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http']) {
+  return { attributes: { source: { certificate }, request: { http } } }
+}
+
+function deniedBody(body: string | undefined): { code: string; message: string } {
+  return (JSON.parse(body ?? '{}') as { error: { code: string; message: string } }).error
+}
+
+describe('createCheckHandler', () => {
+  it('signs the raw body into the decision header', () => {
+    const { check } = handler()
+    const body = Buffer.from([0, 1, 2, 255])
+    const path = '/v1/keys/payments-signing/sign'
+    const response = check(request({ method: 'POST', path, raw_body: body }))
+    const header = response.ok_response?.headers.find((h) => h.header.key === 'x-hsmgate-decision')
+    const verified = verifyDecision(
+      secret,
+      header?.header.value,
+      { principal: payments, method: 'POST', path, body },
+      Date.now(),
+      5_000,
+    )
+    expect(verified.ok).toBe(true)
+  })
+
+  it('uses the empty body when raw_body is absent', () => {
+    const { check } = handler()
+    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    const header = response.ok_response?.headers.find((h) => h.header.key === 'x-hsmgate-decision')
+    const verified = verifyDecision(
+      secret,
+      header?.header.value,
+      { principal: payments, method: 'POST', path: '/v1/random', body: new Uint8Array() },
+      Date.now(),
+      5_000,
+    )
+    expect(verified.ok).toBe(true)
+  })
+
+  it('stamps the decision with the injected clock', () => {
+    // One minute ahead keeps the clock inside the test certificate's validity period.
+    const injected = Date.now() + 60_000
+    const check = createCheckHandler({
+      rules: () => rules,
+      decisionSecret: secret,
+      trustDomain: 'hsmgate.demo',
+      logger: pino({ level: 'silent' }),
+      now: () => injected,
+    })
+    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    const header = response.ok_response?.headers[1]?.header.value ?? ''
+    expect(header.split('.')[1]).toBe(String(injected))
+  })
+
+  it('removes reserved headers sent through header_map', () => {
+    const { check } = handler()
+    const response = check(
+      request({
+        method: 'POST',
+        path: '/v1/random',
+        header_map: {
+          headers: [
+            { key: 'x-hsmgate-extra', raw_value: Buffer.from('1') },
+            { key: 'x-hsmgate-principal', raw_value: Buffer.from('spiffe://hsmgate.demo/x') },
+            { key: 'accept', raw_value: Buffer.from('*/*') },
+          ],
+        },
+      }),
+    )
+    expect(response.ok_response?.headers_to_remove).toEqual(['x-hsmgate-extra'])
+  })
+
+  it('denies with 503 when rules evaluation throws', () => {
+    const { check, lines } = handler({ throwOnRules: true })
+    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    expect(response.status.code).toBe(7)
+    expect(response.ok_response).toBeUndefined()
+    expect(response.denied_response?.status.code).toBe(503)
+    expect(deniedBody(response.denied_response?.body).code).toBe('authz_error')
+    expect(lines.filter((l) => l.level === 50)).toHaveLength(1)
+  })
+
+  it('denies with 503 when Envoy sends the body as a string', () => {
+    const { check } = handler()
+    const response = check(request({ method: 'POST', path: '/v1/random', body: '{"n":16}' }))
+    expect(response.denied_response?.status.code).toBe(503)
+    expect(deniedBody(response.denied_response?.body).code).toBe('authz_error')
+  })
+
+  it('denies a partial body with 413', () => {
+    const { check } = handler()
+    const response = check(
+      request({
+        method: 'POST',
+        path: '/v1/keys/payments-a/sign',
+        headers: { 'x-envoy-auth-partial-body': 'true' },
+        raw_body: Buffer.from('abc'),
+      }),
+    )
+    expect(response.denied_response?.status.code).toBe(413)
+    expect(deniedBody(response.denied_response?.body).code).toBe('body_too_large')
+  })
+
+  it('denies a request without attributes with 401', () => {
+    const { check } = handler()
+    const response = check({})
+    expect(response.denied_response?.status.code).toBe(401)
+  })
+})
+
+describe('newDecisionId', () => {
+  it('returns d_ and 22 base64url characters', () => {
+    expect(newDecisionId()).toMatch(/^d_[A-Za-z0-9_-]{22}$/)
+  })
+
+  it('returns different ids', () => {
+    expect(newDecisionId()).not.toBe(newDecisionId())
+  })
+})

@@ -1,0 +1,83 @@
+// Process entry of the ext_authz service: node dist/authz/main.js --config FILE
+import { parseArgs } from 'node:util'
+import { loadConfig, socketPaths } from '../config/load.js'
+import { createLogger, type Logger } from '../log/logger.js'
+import { loadDecisionSecret } from './decision-header.js'
+import { startAuthzServer } from './server.js'
+
+const USAGE = `usage: node dist/authz/main.js --config FILE
+
+Runs the hsmgate ext_authz gRPC service on <runtime_dir>/authz.sock.
+
+options:
+  -c, --config FILE  path of hsmgate.yaml
+  -h, --help         print this help
+`
+
+async function main(): Promise<number> {
+  let values: { config?: string; help?: boolean }
+  try {
+    values = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}`)
+    return 2
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (values.config === undefined) {
+    process.stderr.write(`missing --config\n${USAGE}`)
+    return 2
+  }
+
+  let logger: Logger | undefined
+  try {
+    const config = loadConfig(values.config)
+    logger = createLogger('authz', config.log_level)
+    const socketPath = socketPaths(config).authz
+    const server = await startAuthzServer({
+      socketPath,
+      rulesFile: config.authz.rules,
+      decisionSecret: loadDecisionSecret(config.authz.decision_secret),
+      trustDomain: config.trust_domain,
+      logger,
+    })
+    logger.info(
+      { socket: socketPath, rules: config.authz.rules, trust_domain: config.trust_domain },
+      'authz ready',
+    )
+    await waitForStopSignal(logger)
+    await server.close()
+    return 0
+  } catch (error) {
+    if (logger === undefined) {
+      process.stderr.write(`authz: ${(error as Error).message}\n`)
+    } else {
+      logger.fatal({ err: error }, 'authz failed to start')
+    }
+    return 1
+  }
+}
+
+function waitForStopSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      logger.info({ signal }, 'authz stopping')
+      resolve()
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+}
+
+process.exitCode = await main()

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest'
+import { describeOperation, resolveOperation, type RouteError } from './operation.js'
+
+/** Returns the route error for a request that must not resolve. */
+function routeError(method: string, path: string): RouteError {
+  const result = resolveOperation(method, path)
+  if (result.ok) {
+    throw new Error(`${method} ${path} resolved to ${result.operation.name}`)
+  }
+  return result.error
+}
+
+describe('resolveOperation', () => {
+  const allowed: [string, string, object][] = [
+    ['GET', '/v1/keys', { name: 'list-keys' }],
+    ['GET', '/v1/keys?limit=10', { name: 'list-keys' }],
+    ['POST', '/v1/random', { name: 'random' }],
+    ['GET', '/v1/health', { name: 'health' }],
+    ['POST', '/v1/keys/payments-signing/sign', { name: 'sign', key: 'payments-signing' }],
+    ['POST', '/v1/keys/k1/verify', { name: 'verify', key: 'k1' }],
+    ['POST', '/v1/keys/k1/encrypt?x=1#frag', { name: 'encrypt', key: 'k1' }],
+    ['POST', '/v1/keys/0/decrypt', { name: 'decrypt', key: '0' }],
+    ['POST', `/v1/keys/${'a'.repeat(64)}/sign`, { name: 'sign', key: 'a'.repeat(64) }],
+    ['GET', '/v1/keys/payments-signing', { name: 'describe-key', key: 'payments-signing' }],
+  ]
+  for (const [method, path, operation] of allowed) {
+    it(`maps ${method} ${path}`, () => {
+      expect(resolveOperation(method, path)).toEqual({ ok: true, operation })
+    })
+  }
+
+  const invalidKeys: string[] = [
+    `/v1/keys/${'a'.repeat(65)}/sign`,
+    '/v1/keys/Payments/sign',
+    '/v1/keys/pay_ments/sign',
+    '/v1/keys//sign',
+    '/v1/keys/%2e%2e/sign',
+    '/v1/keys/../sign',
+    '/v1/keys/a%20b/sign',
+  ]
+  for (const path of invalidKeys) {
+    it(`rejects key name in ${path} with 400`, () => {
+      const error = routeError('POST', path)
+      expect(error.status).toBe(400)
+      expect(error.code).toBe('invalid_key_name')
+    })
+  }
+
+  const unknown: [string, string][] = [
+    ['POST', '/v1/keys'],
+    ['GET', '/v1/random'],
+    ['POST', '/v1/health'],
+    ['HEAD', '/v1/health'],
+    ['get', '/v1/health'],
+    ['GET', '/v1/keys/k1/sign'],
+    ['POST', '/v1/keys/k1/wrap'],
+    ['POST', '/v1/keys/k1/describe-key'],
+    ['POST', '/v1/keys/k1'],
+    ['POST', '/v1/keys/k1/sign/extra'],
+    ['POST', '/v1/keys/a/b/sign'],
+    ['GET', '/v1/keys/'],
+    ['GET', '/v1/health/'],
+    ['GET', '//v1/health'],
+    ['GET', '/v2/health'],
+    ['GET', ''],
+    ['GET', '/'],
+    ['POST', `/v1/${'x'.repeat(5000)}`],
+  ]
+  for (const [method, path] of unknown) {
+    it(`rejects ${method} ${path.slice(0, 40)} with 404`, () => {
+      const error = routeError(method, path)
+      expect(error.status).toBe(404)
+      expect(error.code).toBe('unknown_route')
+    })
+  }
+
+  it('bounds the route echoed in the message', () => {
+    const error = routeError('POST', `/v1/keys/k/${'x'.repeat(1000)}`)
+    expect(error.message.length).toBeLessThanOrEqual(220)
+  })
+})
+
+describe('describeOperation', () => {
+  it('names the key of keyed operations', () => {
+    expect(describeOperation({ name: 'sign', key: 'payments-signing' })).toBe(
+      "sign with key 'payments-signing'",
+    )
+  })
+
+  it('prints key-less operations by name', () => {
+    expect(describeOperation({ name: 'list-keys' })).toBe('list-keys')
+  })
+})

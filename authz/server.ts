@@ -1,0 +1,216 @@
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs'
+import { createConnection } from 'node:net'
+import { dirname } from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import type { Logger } from '../log/logger.js'
+import { createCheckHandler, type CheckRequest, type CheckResponse } from './check.js'
+import { MIN_SECRET_BYTES } from './decision-header.js'
+import { loadAuthzProtos } from './protos.js'
+import { watchRules } from './rules.js'
+
+export interface AuthzServerOptions {
+  /** Unix socket path that Envoy's ext_authz cluster connects to. */
+  readonly socketPath: string
+  readonly rulesFile: string
+  readonly decisionSecret: Buffer
+  readonly trustDomain: string
+  readonly logger: Logger
+  /** How often the rules file is checked for changes, in milliseconds. */
+  readonly rulesPollIntervalMs?: number
+}
+
+export interface AuthzServer {
+  /** Stops accepting calls, waits up to 5 seconds for calls in progress, removes the socket. */
+  close(): Promise<void>
+}
+
+/** A socket path that is in use by a running server or is not a socket. */
+export class SocketInUseError extends Error {
+  readonly code = 'socket_in_use'
+
+  constructor(message: string) {
+    super(message)
+    this.name = 'SocketInUseError'
+  }
+}
+
+/** Service name that grpc.health.v1 reports for the authorization service. */
+export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization'
+
+/**
+ * Maximum gRPC message size in bytes. A CheckRequest carries the buffered request body, which the
+ * configuration allows up to 16 MiB (envoy.max_request_bytes), plus headers and the certificate.
+ */
+const MAX_RECEIVE_MESSAGE_BYTES = 20 * 1024 * 1024
+
+const SOCKET_MODE = 0o660
+const SHUTDOWN_GRACE_MS = 5_000
+const SOCKET_PROBE_TIMEOUT_MS = 500
+
+/** grpc.health.v1.HealthCheckResponse.ServingStatus values. */
+const SERVING = 1
+const NOT_SERVING = 2
+
+/**
+ * Starts the ext_authz gRPC server (envoy.service.auth.v3.Authorization/Check and
+ * grpc.health.v1.Health/Check) on a Unix socket. A stale socket file left by a previous process
+ * is removed first, but a socket that still accepts connections raises SocketInUseError. Throws
+ * RulesError when the rules file is invalid.
+ */
+export async function startAuthzServer(options: AuthzServerOptions): Promise<AuthzServer> {
+  const { socketPath, logger } = options
+  if (options.decisionSecret.length < MIN_SECRET_BYTES) {
+    throw new TypeError(`decision secret must be at least ${MIN_SECRET_BYTES} bytes`)
+  }
+
+  const rules = watchRules(options.rulesFile, {
+    logger,
+    trustDomain: options.trustDomain,
+    intervalMs: options.rulesPollIntervalMs,
+  })
+  logger.info(
+    {
+      file: options.rulesFile,
+      rules: rules.current().rules.length,
+      rules_version: rules.current().version,
+    },
+    'authorization rules loaded',
+  )
+
+  const check = createCheckHandler({
+    rules: rules.current,
+    decisionSecret: options.decisionSecret,
+    trustDomain: options.trustDomain,
+    logger,
+  })
+  let serving = true
+
+  const protos = loadAuthzProtos()
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES })
+  server.addService(protos.authorization.service, {
+    Check: (
+      call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
+      callback: grpc.sendUnaryData<CheckResponse>,
+    ) => {
+      callback(null, check(call.request))
+    },
+  })
+  server.addService(protos.health.service, {
+    Check: (
+      call: grpc.ServerUnaryCall<{ service: string }, { status: number }>,
+      callback: grpc.sendUnaryData<{ status: number }>,
+    ) => {
+      const service = call.request.service
+      if (service !== '' && service !== AUTHORIZATION_SERVICE_NAME) {
+        callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${service}` })
+        return
+      }
+      callback(null, { status: serving ? SERVING : NOT_SERVING })
+    },
+  })
+
+  try {
+    await prepareSocketPath(socketPath)
+    await bind(server, `unix:${socketPath}`)
+    chmodSync(socketPath, SOCKET_MODE)
+  } catch (error) {
+    rules.close()
+    server.forceShutdown()
+    throw error
+  }
+  logger.info({ socket: socketPath }, 'authz gRPC server listening')
+
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    serving = false
+    rules.close()
+    await shutdown(server, logger)
+    removeSocket(socketPath, logger)
+    logger.info({ socket: socketPath }, 'authz gRPC server stopped')
+  }
+  return {
+    close: () => (closing ??= close()),
+  }
+}
+
+/**
+ * Creates the socket's directory if needed and removes a stale socket file. Throws
+ * SocketInUseError when the path is not a socket or another process still accepts connections.
+ */
+async function prepareSocketPath(socketPath: string): Promise<void> {
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o750 })
+  let stats
+  try {
+    stats = lstatSync(socketPath)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return
+    }
+    throw error
+  }
+  if (!stats.isSocket()) {
+    throw new SocketInUseError(
+      `${socketPath} exists and is not a socket; remove it or change runtime_dir`,
+    )
+  }
+  if (await acceptsConnections(socketPath)) {
+    throw new SocketInUseError(
+      `${socketPath} is in use by a running process; stop that authz server first`,
+    )
+  }
+  unlinkSync(socketPath)
+}
+
+function acceptsConnections(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(socketPath)
+    const finish = (result: boolean): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(result)
+    }
+    const timer = setTimeout(() => finish(false), SOCKET_PROBE_TIMEOUT_MS)
+    socket.once('connect', () => finish(true))
+    socket.once('error', () => finish(false))
+  })
+}
+
+function bind(server: grpc.Server, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error) => {
+      if (error) {
+        reject(error)
+      } else {
+        resolve()
+      }
+    })
+  })
+}
+
+function shutdown(server: grpc.Server, logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      logger.warn(
+        { grace_ms: SHUTDOWN_GRACE_MS },
+        'authz gRPC calls still running after the grace period; cancelling them',
+      )
+      server.forceShutdown()
+      resolve()
+    }, SHUTDOWN_GRACE_MS)
+    timer.unref()
+    server.tryShutdown(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
+
+function removeSocket(socketPath: string, logger: Logger): void {
+  try {
+    unlinkSync(socketPath)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      logger.warn({ socket: socketPath, err: error }, 'cannot remove the authz socket file')
+    }
+  }
+}

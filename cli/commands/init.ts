@@ -1,0 +1,52 @@
+import { parseArgs } from 'node:util'
+import type { Logger } from '../../log/logger.js'
+import { CliError, EXIT } from '../cli-error.js'
+import { createEmbeddedSetup } from '../init/embedded-setup.js'
+
+export const initHelp = `Usage: hsmgate init [options]
+
+Creates an embedded gateway setup: two SoftHSM2 tokens forming a two-member cluster, a demo
+root CA whose key is generated in the HSM, the gateway's certificate, the demo applications
+'payments' and 'reporting' with client certificates and HSM keys, starter rules and
+hsmgate.yaml.
+
+Options:
+  --dir DIR           Directory for the setup. Default: ./var
+  --force             Delete an existing setup in DIR first, HSM tokens and keys included.
+  --listen ADDRESS    Address the gateway's TLS listener binds. Default: 127.0.0.1
+  --port PORT         TCP port of the TLS listener. Default: 8443
+  --admin-port PORT   TCP port of Envoy's admin interface, bound to 127.0.0.1. Default: 9901
+`
+
+function parsePort(value: string | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new CliError(`${option} ${value} is not a TCP port; use 1 to 65535`, EXIT.usage)
+  }
+  return port
+}
+
+/** `hsmgate init`: writes the setup and prints its directory on stdout. */
+export async function runInit(argv: string[], logger: Logger): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dir: { type: 'string', default: 'var' },
+      force: { type: 'boolean', default: false },
+      listen: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string' },
+      'admin-port': { type: 'string' },
+    },
+  })
+  const layout = await createEmbeddedSetup({
+    dir: values.dir,
+    force: values.force,
+    listenAddress: values.listen,
+    listenPort: parsePort(values.port, '--port', 8443),
+    adminPort: parsePort(values['admin-port'], '--admin-port', 9901),
+    logger,
+  })
+  process.stdout.write(`created ${layout.config}\n`)
+  return EXIT.ok
+}

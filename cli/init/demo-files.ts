@@ -1,0 +1,87 @@
+import { stringify } from 'yaml'
+import type { StateLayout } from './state-layout.js'
+
+/** The demo applications that `hsmgate init` enrols, each with a signing and a data key. */
+export const DEMO_APPS = ['payments', 'reporting'] as const
+
+export const DEMO_TRUST_DOMAIN = 'hsmgate.demo'
+
+/** The SPIFFE-style identity of a demo application. */
+export function appPrincipal(trustDomain: string, app: string): string {
+  return `spiffe://${trustDomain}/app/${app}`
+}
+
+/** The identity of the readiness probe that `hsmgate up` sends through the whole path. */
+export function probePrincipal(trustDomain: string): string {
+  return `spiffe://${trustDomain}/hsmgate/probe`
+}
+
+export function softhsmConf(layout: StateLayout): string {
+  return [
+    `directories.tokendir = ${layout.tokens}`,
+    'objectstore.backend = file',
+    'log.level = ERROR',
+    'slots.removable = false',
+    '',
+  ].join('\n')
+}
+
+/** The starter rules: each application may use its own keys, the probe only health. */
+export function starterRules(trustDomain: string): string {
+  const rules = DEMO_APPS.flatMap((app) => [
+    { principal: appPrincipal(trustDomain, app), operations: ['list-keys', 'random'] },
+    {
+      principal: appPrincipal(trustDomain, app),
+      keys: [`${app}-*`],
+      operations: ['describe-key', 'sign', 'verify', 'encrypt', 'decrypt'],
+    },
+  ])
+  rules.push({ principal: probePrincipal(trustDomain), operations: ['health'] })
+  return (
+    '# Starter rules: default deny; a request is allowed when one rule names its principal,\n' +
+    '# its operation and (for key operations) a key pattern that matches.\n' +
+    stringify({ rules })
+  )
+}
+
+export interface ConfigOptions {
+  listenAddress: string
+  listenPort: number
+  adminPort: number
+  members: Array<{ name: string; label: string }>
+  caKeyId: string
+}
+
+/** Renders hsmgate.yaml with paths relative to the setup directory. */
+export function gatewayConfig(options: ConfigOptions): string {
+  const config = {
+    node_id: 'node-1',
+    trust_domain: DEMO_TRUST_DOMAIN,
+    runtime_dir: 'run',
+    log_level: 'info',
+    listen: { address: options.listenAddress, port: options.listenPort },
+    envoy: { admin_port: options.adminPort, max_request_bytes: 65536, request_timeout: '30s' },
+    tls: {
+      server_cert: 'pki/gateway.crt',
+      server_key: 'pki/gateway.key',
+      trust_bundle: 'pki/trust-bundle.pem',
+    },
+    authz: { rules: 'rules.yaml', decision_secret: 'secrets/decision.key' },
+    backend: { decision_secret: 'secrets/decision.key', decision_max_age_ms: 5000 },
+    hsm: {
+      environment: { SOFTHSM2_CONF: 'hsm/softhsm2.conf' },
+      members: options.members.map((m) => ({
+        name: m.name,
+        module: '/usr/lib/softhsm/libsofthsm2.so',
+        token_label: m.label,
+        pin_file: `secrets/${m.name}.pin`,
+        pool_size: 4,
+        operation_timeout_ms: 10000,
+      })),
+    },
+    store: { sqlite: 'store/hsmgate.db' },
+    pki: { ca_cert: 'pki/ca.crt', ca_key_id: options.caKeyId },
+    probe: { cert: 'pki/probe.crt', key: 'pki/probe.key' },
+  }
+  return '# hsmgate gateway configuration, written by hsmgate init.\n' + stringify(config)
+}

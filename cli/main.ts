@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+import { ConfigError } from '../config/load.js'
+import { createLogger } from '../log/logger.js'
+import { CliError, EXIT } from './cli-error.js'
+import { demoHelp, runDemo } from './commands/demo.js'
+import { initHelp, runInit } from './commands/init.js'
+import { runUp, upHelp } from './commands/up.js'
+
+const usage = `Usage: hsmgate <command> [options]
+
+Commands:
+  init    Create an embedded setup (SoftHSM2 cluster, demo PKI, demo applications).
+  up      Run the gateway (Envoy, authz, crypto backend) in the foreground.
+  demo    Create a setup if needed, run the gateway and show a signed, verified request.
+
+Run 'hsmgate <command> --help' for a command's options.
+`
+
+const commands: Record<string, { help: string; run: typeof runInit }> = {
+  init: { help: initHelp, run: runInit },
+  up: { help: upHelp, run: runUp },
+  demo: { help: demoHelp, run: runDemo },
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage)
+    return name === undefined ? EXIT.usage : EXIT.ok
+  }
+  const command = commands[name]
+  if (command === undefined) {
+    process.stderr.write(`hsmgate: unknown command '${name}'\n\n${usage}`)
+    return EXIT.usage
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help)
+    return EXIT.ok
+  }
+  return command.run(rest, createLogger(`cli-${name}`))
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof CliError || error instanceof ConfigError) {
+      process.stderr.write(`hsmgate: ${error.message}\n`)
+      process.exit(error instanceof CliError ? error.exitCode : EXIT.config)
+    }
+    if (
+      error instanceof TypeError &&
+      'code' in error &&
+      String(error.code).startsWith('ERR_PARSE_ARGS')
+    ) {
+      process.stderr.write(`hsmgate: ${error.message}\n`)
+      process.exit(EXIT.usage)
+    }
+    process.stderr.write(`hsmgate: unexpected error: ${(error as Error).stack ?? String(error)}\n`)
+    process.exit(EXIT.failure)
+  },
+)

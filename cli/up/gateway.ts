@@ -1,0 +1,86 @@
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { socketPaths, type LoadedConfig } from '../../config/load.js'
+import { projectRoot } from '../../config/project-root.js'
+import { renderBootstrap, resolveEnvoyBinary } from '../../envoy/index.js'
+import type { Logger } from '../../log/logger.js'
+import { CliError } from '../cli-error.js'
+import { waitUntilReady } from './readiness.js'
+import { Supervisor } from './supervisor.js'
+
+const READY_DEADLINE_MS = 60_000
+const SOCKET_DEADLINE_MS = 30_000
+
+/** A gateway whose processes run under supervision. */
+export interface RunningGateway {
+  /** Stops every process; resolves when none is left. */
+  stop(): Promise<void>
+  pids(): number[]
+  /** Resolves when a child rejected its configuration, with the reason. */
+  fatal: Promise<string>
+}
+
+/**
+ * Renders the Envoy bootstrap, starts authz and the crypto backend, then Envoy, and resolves
+ * once a health request has passed the whole path. Throws CliError with the children's last
+ * output when the gateway does not become ready; nothing is left running then.
+ */
+export async function startGateway(config: LoadedConfig, logger: Logger): Promise<RunningGateway> {
+  const root = projectRoot()
+  const envoyBin = resolveEnvoyBinary(root)
+  const logs = join(config.dir, 'logs')
+  mkdirSync(config.runtime_dir, { recursive: true, mode: 0o700 })
+  mkdirSync(logs, { recursive: true, mode: 0o700 })
+
+  const bootstrapPath = join(config.runtime_dir, 'envoy.json')
+  const bootstrap = renderBootstrap(config, join(logs, 'envoy-access.log'))
+  writeFileSync(bootstrapPath, JSON.stringify(bootstrap, null, 2), { mode: 0o600 })
+
+  let reportFatal: (reason: string) => void = () => {}
+  const fatal = new Promise<string>((resolve) => (reportFatal = resolve))
+  let failed = false
+  const supervisor = new Supervisor(logger, (name, reason) => {
+    failed = true
+    reportFatal(`${name}: ${reason}`)
+  })
+  const node = process.execPath
+  const child = (name: string, script: string) => ({
+    name,
+    command: node,
+    args: [join(root, 'dist', script), '--config', config.file],
+    logFile: join(logs, `${name}.log`),
+  })
+  const sockets = socketPaths(config)
+  // Sockets left by an earlier run would make the wait below pass before the children listen.
+  rmSync(sockets.authz, { force: true })
+  rmSync(sockets.backend, { force: true })
+  supervisor.start(child('authz', 'authz/main.js'))
+  supervisor.start(child('crypto-backend', 'crypto-backend/main.js'))
+
+  try {
+    await waitForFiles([sockets.authz, sockets.backend], SOCKET_DEADLINE_MS, () => failed)
+    supervisor.start({
+      name: 'envoy',
+      command: envoyBin,
+      args: ['-c', bootstrapPath, '--disable-hot-restart', '--log-level', 'warn'],
+      logFile: join(logs, 'envoy.log'),
+    })
+    const problem = await waitUntilReady(config, READY_DEADLINE_MS, () => failed)
+    if (failed || problem !== undefined) {
+      const reason = failed ? await fatal : problem
+      throw new CliError(`gateway did not become ready: ${reason}; logs are in ${logs}`)
+    }
+  } catch (error) {
+    await supervisor.stop()
+    throw error
+  }
+  return { stop: () => supervisor.stop(), pids: () => supervisor.pids(), fatal }
+}
+
+async function waitForFiles(paths: string[], deadlineMs: number, aborted: () => boolean) {
+  const end = Date.now() + deadlineMs
+  while (!paths.every((p) => existsSync(p))) {
+    if (aborted() || Date.now() > end) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

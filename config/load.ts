@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { parse } from 'yaml'
+import type { z } from 'zod'
+import { configSchema, type GatewayConfig } from './schema.js'
+
+/** A configuration file that is missing, unreadable, or fails validation. */
+export class ConfigError extends Error {
+  readonly code = 'config_invalid'
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ConfigError'
+  }
+}
+
+/** A validated configuration whose paths are absolute, plus the file it came from. */
+export interface LoadedConfig extends GatewayConfig {
+  readonly file: string
+  readonly dir: string
+}
+
+/**
+ * Reads and validates hsmgate.yaml. Relative paths in it are resolved against the file's
+ * directory. Throws ConfigError naming the file, each invalid field and what it expects.
+ */
+export function loadConfig(file: string): LoadedConfig {
+  const path = resolve(file)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`cannot read ${path}; run 'hsmgate init' to create a setup`, {
+      cause: error,
+    })
+  }
+
+  let raw: unknown
+  try {
+    raw = parse(text)
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid YAML: ${(error as Error).message}`, {
+      cause: error,
+    })
+  }
+
+  const parsed = configSchema.safeParse(raw)
+  if (!parsed.success) {
+    throw new ConfigError(`${path} is invalid:\n${formatIssues(parsed.error.issues)}`)
+  }
+  checkUniqueMemberNames(path, parsed.data)
+  return resolvePaths(parsed.data, path)
+}
+
+function formatIssues(issues: z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)'
+      return `  ${field}: ${issue.message}`
+    })
+    .join('\n')
+}
+
+function checkUniqueMemberNames(path: string, config: GatewayConfig): void {
+  const seen = new Set<string>()
+  for (const member of config.hsm.members) {
+    if (seen.has(member.name)) {
+      throw new ConfigError(
+        `${path} is invalid:\n  hsm.members: name '${member.name}' is used twice`,
+      )
+    }
+    seen.add(member.name)
+  }
+}
+
+function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
+  const dir = dirname(file)
+  const at = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p))
+  return {
+    ...config,
+    file,
+    dir,
+    runtime_dir: at(config.runtime_dir),
+    tls: {
+      server_cert: at(config.tls.server_cert),
+      server_key: at(config.tls.server_key),
+      trust_bundle: at(config.tls.trust_bundle),
+    },
+    authz: {
+      ...config.authz,
+      rules: at(config.authz.rules),
+      decision_secret: at(config.authz.decision_secret),
+    },
+    backend: { ...config.backend, decision_secret: at(config.backend.decision_secret) },
+    hsm: {
+      environment: Object.fromEntries(
+        Object.entries(config.hsm.environment).map(([k, v]) => [
+          k,
+          k.endsWith('_CONF') ? at(v) : v,
+        ]),
+      ),
+      members: config.hsm.members.map((m) => ({
+        ...m,
+        module: at(m.module),
+        pin_file: m.pin_file === undefined ? undefined : at(m.pin_file),
+      })),
+    },
+    store: { sqlite: at(config.store.sqlite) },
+    pki: { ...config.pki, ca_cert: at(config.pki.ca_cert) },
+    probe: { cert: at(config.probe.cert), key: at(config.probe.key) },
+  }
+}
+
+/** Socket paths inside the runtime directory; every process derives them the same way. */
+export function socketPaths(config: LoadedConfig): { authz: string; backend: string } {
+  return {
+    authz: resolve(config.runtime_dir, 'authz.sock'),
+    backend: resolve(config.runtime_dir, 'backend.sock'),
+  }
+}

@@ -1,0 +1,34 @@
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+
+/** Stable error codes of the operations API. */
+export type ApiErrorCode =
+  | 'invalid_json'
+  | 'invalid_request'
+  | 'invalid_base64'
+  | 'invalid_algorithm'
+  | 'decrypt_failed'
+  | 'key_not_found'
+  | 'key_disabled'
+  | 'wrong_key_type'
+  | 'not_authorized'
+  | 'not_found'
+  | 'payload_too_large'
+  | 'hsm_unavailable'
+  | 'audit_unavailable'
+  | 'internal_error'
+
+/** An error answered to the caller with its HTTP status and a message safe to show. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: ApiErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+    this.name = 'ApiError'
+  }
+}
+
+export const invalidRequest = (message: string): ApiError =>
+  new ApiError(400, 'invalid_request', message)

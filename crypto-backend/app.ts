@@ -1,0 +1,27 @@
+import { Hono } from 'hono'
+import { auditRecorder } from './audit/audit-recorder.js'
+import type { BackendDeps, BackendEnv } from './context.js'
+import { decisionGuard } from './decision-guard.js'
+import { errorHandler, errorResponse } from './error-handler.js'
+import { registerDescribeRoute } from './routes/describe.js'
+import { registerEncryptRoutes } from './routes/encrypt.js'
+import { registerServiceRoutes } from './routes/service.js'
+import { registerSignRoutes } from './routes/sign.js'
+
+/** Builds the backend's Hono app: decision guard, then audit, then the operation routes. */
+export function createApp(deps: BackendDeps): Hono<BackendEnv> {
+  const app = new Hono<BackendEnv>()
+  app.onError(errorHandler(deps.logger))
+  app.use('*', decisionGuard(deps))
+  app.use('*', auditRecorder(deps))
+
+  registerServiceRoutes(app, deps)
+  registerDescribeRoute(app, deps)
+  registerSignRoutes(app, deps)
+  registerEncryptRoutes(app, deps)
+
+  app.notFound((c) =>
+    errorResponse(c, 404, 'not_found', 'no such operation', c.get('decisionId') ?? null),
+  )
+  return app
+}

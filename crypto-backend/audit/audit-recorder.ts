@@ -1,0 +1,49 @@
+import { createHash } from 'node:crypto'
+import type { MiddlewareHandler } from 'hono'
+import type { BackendDeps, BackendEnv } from '../context.js'
+import { errorResponse } from '../error-handler.js'
+
+/**
+ * Writes the audit record of every request that passed the decision guard, after the route
+ * produced its answer and before the answer leaves. When the record cannot be written the
+ * answer is replaced by a 503, so no caller receives a result that the audit does not hold.
+ */
+export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> {
+  return async (c, next) => {
+    const started = performance.now()
+    c.set('audit', { operation: 'unknown', key: null, keyVersion: null, errorCode: null })
+    await next()
+
+    const facts = c.get('audit')
+    const status = c.res.status
+    try {
+      const record = deps.store.appendAudit({
+        time: new Date().toISOString(),
+        node: deps.nodeId,
+        principal: c.get('principal'),
+        decisionId: c.get('decisionId'),
+        operation: facts.operation,
+        key: facts.key,
+        keyVersion: facts.keyVersion,
+        outcome: status < 400 ? 'ok' : 'error',
+        status,
+        errorCode: facts.errorCode,
+        requestDigest: createHash('sha256').update(c.get('body')).digest('hex'),
+        latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
+      })
+      c.header('x-hsmgate-audit-seq', String(record.seq))
+    } catch (error) {
+      deps.logger.error(
+        { err: error, decision_id: c.get('decisionId'), operation: facts.operation },
+        'audit write failed; answer withheld',
+      )
+      c.res = errorResponse(
+        c,
+        503,
+        'audit_unavailable',
+        'the audit record could not be written, so the result is withheld',
+        c.get('decisionId'),
+      )
+    }
+  }
+}

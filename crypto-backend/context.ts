@@ -1,0 +1,35 @@
+import type { HttpBindings } from '@hono/node-server'
+import type { Logger } from '../log/logger.js'
+import type { Store } from '../store/index.js'
+import type { HsmCluster } from './hsm/index.js'
+import type { KeyRegistry } from './keys/key-registry.js'
+
+/** What the audit record of a request names, filled in by the route that serves it. */
+export interface AuditFacts {
+  operation: string
+  key: string | null
+  keyVersion: number | null
+  errorCode: string | null
+}
+
+/** Per-request values the middleware sets before a route runs. */
+export interface RequestVariables {
+  principal: string
+  decisionId: string
+  body: Uint8Array
+  audit: AuditFacts
+}
+
+export type BackendEnv = { Bindings: HttpBindings; Variables: RequestVariables }
+
+/** Long-lived dependencies of the backend's routes. */
+export interface BackendDeps {
+  nodeId: string
+  cluster: HsmCluster
+  store: Store
+  keys: KeyRegistry
+  decisionSecret: Buffer
+  decisionMaxAgeMs: number
+  maxBodyBytes: number
+  logger: Logger
+}

@@ -1,0 +1,5 @@
+export { HsmCluster, type HsmClusterOptions } from './cluster.js'
+export type { MemberStatus } from './cluster-member.js'
+export { HsmError, type HsmErrorCode, type Pkcs11Failure } from './errors.js'
+export type { KeyRef } from './key-templates.js'
+export { initializeToken, randomPin } from './token-setup.js'

@@ -1,0 +1,42 @@
+import { createPublicKey } from 'node:crypto'
+import type { Hono } from 'hono'
+import type { BackendDeps, BackendEnv } from '../context.js'
+import { ApiError } from '../api-error.js'
+import { ALGORITHMS } from '../keys/key-registry.js'
+
+/**
+ * Registers GET /v1/keys/:name: the newest version's metadata and, for an asymmetric key, the
+ * public key read from the HSM as PEM.
+ */
+export function registerDescribeRoute(app: Hono<BackendEnv>, deps: BackendDeps): void {
+  app.get('/v1/keys/:name', async (c) => {
+    const name = c.req.param('name')
+    const audit = c.get('audit')
+    audit.operation = 'describe-key'
+    audit.key = name
+    const key = deps.store.keyVersions(name)[0]
+    if (key === undefined) {
+      throw new ApiError(404, 'key_not_found', `key '${name}' not found; GET /v1/keys lists keys`)
+    }
+    audit.keyVersion = key.version
+
+    let publicKeyPem: string | undefined
+    if (key.type === 'ec-p256') {
+      const spki = await deps.cluster.publicKeySpki(Buffer.from(key.ckaId, 'hex'))
+      publicKeyPem = createPublicKey({ key: spki, format: 'der', type: 'spki' })
+        .export({ type: 'spki', format: 'pem' })
+        .toString()
+    }
+    return c.json({
+      name: key.name,
+      version: key.version,
+      type: key.type,
+      algorithms: ALGORITHMS[key.type],
+      state: key.state,
+      owner: key.owner,
+      created_at: key.createdAt,
+      public_key_pem: publicKeyPem,
+      decision_id: c.get('decisionId'),
+    })
+  })
+}

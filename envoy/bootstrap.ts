@@ -1,0 +1,206 @@
+import { socketPaths, type LoadedConfig } from '../config/load.js'
+import { stripHsmgateHeadersLua } from './strip-headers.js'
+
+const API = 'type.googleapis.com/envoy'
+
+/** Budget for one ext_authz Check call; past it Envoy answers 503 and never allows. */
+const AUTHZ_TIMEOUT = '2s'
+
+/**
+ * Renders the Envoy bootstrap for one gateway node: a mutual-TLS listener in front of the
+ * ext_authz service and the crypto backend, both reached over Unix sockets in the runtime
+ * directory. The result is plain data for `JSON.stringify`.
+ */
+export function renderBootstrap(config: LoadedConfig, accessLogPath: string): object {
+  const sockets = socketPaths(config)
+  return {
+    node: { id: config.node_id, cluster: 'hsmgate' },
+    admin: {
+      address: socketAddress('127.0.0.1', config.envoy.admin_port),
+    },
+    static_resources: {
+      listeners: [listener(config, accessLogPath)],
+      clusters: [
+        pipeCluster('authz', sockets.authz, true),
+        pipeCluster('crypto_backend', sockets.backend, false),
+      ],
+    },
+    layered_runtime: {
+      layers: [
+        {
+          name: 'static',
+          static_layer: {
+            // Without a bound Envoy logs a warning and allows unlimited downstream connections.
+            'overload.global_downstream_max_connections': 10_000,
+          },
+        },
+      ],
+    },
+  }
+}
+
+function socketAddress(address: string, port: number): object {
+  return { socket_address: { address, port_value: port } }
+}
+
+function listener(config: LoadedConfig, accessLogPath: string): object {
+  return {
+    name: 'hsmgate_https',
+    address: socketAddress(config.listen.address, config.listen.port),
+    per_connection_buffer_limit_bytes: config.envoy.max_request_bytes + 64 * 1024,
+    filter_chains: [
+      {
+        transport_socket: downstreamTls(config),
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: connectionManager(config, accessLogPath),
+          },
+        ],
+      },
+    ],
+  }
+}
+
+function downstreamTls(config: LoadedConfig): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': `${API}.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+      require_client_certificate: true,
+      common_tls_context: {
+        tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+        alpn_protocols: ['h2', 'http/1.1'],
+        tls_certificates: [
+          {
+            certificate_chain: { filename: config.tls.server_cert },
+            private_key: { filename: config.tls.server_key },
+          },
+        ],
+        validation_context: {
+          trusted_ca: { filename: config.tls.trust_bundle },
+        },
+      },
+    },
+  }
+}
+
+function connectionManager(config: LoadedConfig, accessLogPath: string): object {
+  return {
+    '@type': `${API}.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+    stat_prefix: 'hsmgate',
+    codec_type: 'AUTO',
+    use_remote_address: true,
+    forward_client_cert_details: 'SANITIZE_SET',
+    set_current_client_cert_details: { uri: true, subject: true },
+    normalize_path: true,
+    merge_slashes: true,
+    path_with_escaped_slashes_action: 'REJECT_REQUEST',
+    max_request_headers_kb: config.envoy.max_request_headers_kb,
+    request_timeout: config.envoy.request_timeout,
+    common_http_protocol_options: {
+      headers_with_underscores_action: 'REJECT_REQUEST',
+      idle_timeout: '300s',
+    },
+    access_log: [accessLog(accessLogPath)],
+    route_config: {
+      name: 'hsmgate',
+      virtual_hosts: [
+        {
+          name: 'hsmgate',
+          domains: ['*'],
+          routes: [
+            {
+              match: { prefix: '/v1/' },
+              route: { cluster: 'crypto_backend', timeout: config.envoy.request_timeout },
+            },
+          ],
+        },
+      ],
+    },
+    http_filters: [
+      {
+        name: 'envoy.filters.http.lua',
+        typed_config: {
+          '@type': `${API}.extensions.filters.http.lua.v3.Lua`,
+          default_source_code: { inline_string: stripHsmgateHeadersLua },
+        },
+      },
+      {
+        name: 'envoy.filters.http.ext_authz',
+        typed_config: extAuthz(config),
+      },
+      {
+        name: 'envoy.filters.http.router',
+        typed_config: { '@type': `${API}.extensions.filters.http.router.v3.Router` },
+      },
+    ],
+  }
+}
+
+function extAuthz(config: LoadedConfig): object {
+  return {
+    '@type': `${API}.extensions.filters.http.ext_authz.v3.ExtAuthz`,
+    transport_api_version: 'V3',
+    grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: AUTHZ_TIMEOUT },
+    // Fail closed: an unreachable or failing authz service denies with 503.
+    failure_mode_allow: false,
+    status_on_error: { code: 'ServiceUnavailable' },
+    include_peer_certificate: true,
+    // The whole body or nothing: a larger body is answered with 413 before authz is asked.
+    with_request_body: {
+      max_request_bytes: config.envoy.max_request_bytes,
+      allow_partial_message: false,
+      pack_as_bytes: true,
+    },
+  }
+}
+
+function accessLog(path: string): object {
+  return {
+    name: 'envoy.access_loggers.file',
+    typed_config: {
+      '@type': `${API}.extensions.access_loggers.file.v3.FileAccessLog`,
+      path,
+      log_format: {
+        json_format: {
+          time: '%START_TIME%',
+          method: '%REQ(:METHOD)%',
+          path: '%REQ(:PATH)%',
+          status: '%RESPONSE_CODE%',
+          flags: '%RESPONSE_FLAGS%',
+          details: '%RESPONSE_CODE_DETAILS%',
+          duration_ms: '%DURATION%',
+          bytes_received: '%BYTES_RECEIVED%',
+          bytes_sent: '%BYTES_SENT%',
+          source: '%DOWNSTREAM_REMOTE_ADDRESS%',
+          peer_uri_san: '%DOWNSTREAM_PEER_URI_SAN%',
+          peer_serial: '%DOWNSTREAM_PEER_SERIAL%',
+          tls_version: '%DOWNSTREAM_TLS_VERSION%',
+          principal: '%REQ(X-HSMGATE-PRINCIPAL)%',
+          decision_id: '%REQ(X-HSMGATE-DECISION-ID)%',
+          denied_decision_id: '%RESP(X-HSMGATE-DECISION-ID)%',
+        },
+      },
+    },
+  }
+}
+
+function pipeCluster(name: string, path: string, http2: boolean): object {
+  const protocol = http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} }
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': `${API}.extensions.upstreams.http.v3.HttpProtocolOptions`,
+        explicit_http_config: protocol,
+      },
+    },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path } } } }] }],
+    },
+  }
+}

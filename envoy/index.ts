@@ -1,0 +1,2 @@
+export { renderBootstrap } from './bootstrap.js'
+export { resolveEnvoyBinary } from './envoy-binary.js'

@@ -1,0 +1,3 @@
+export type { AuditEntry, AuditRecord, KeyState, KeyType, KeyVersion, Store } from './store.js'
+export { SqliteStore } from './sqlite-store.js'
+export { chainHash, GENESIS_HASH } from './audit-chain.js'

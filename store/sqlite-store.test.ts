@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import { SqliteStore } from './sqlite-store.js'
+import type { AuditEntry, KeyVersion } from './store.js'
+
+let dir: string
+let store: SqliteStore
+
+const key = (name: string, version: number): KeyVersion => ({
+  name,
+  version,
+  type: 'aes-256',
+  ckaId: `${name}-${version}`.padEnd(32, '0'),
+  label: `hsmgate:${name}:v${version}`,
+  state: 'enabled',
+  owner: 'payments',
+  createdAt: '2026-12-04T00:00:00.000Z',
+})
+
+const entry = (node: string, operation: string): AuditEntry => ({
+  time: new Date().toISOString(),
+  node,
+  principal: 'spiffe://hsmgate.demo/app/payments',
+  decisionId: `d_${operation}`,
+  operation,
+  key: 'payments-data',
+  keyVersion: 1,
+  outcome: 'ok',
+  status: 200,
+  errorCode: null,
+  requestDigest: 'ab'.repeat(32),
+  latencyMs: 1.5,
+})
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hsmgate-store-'))
+  store = new SqliteStore(join(dir, 'store.db'))
+})
+
+afterEach(() => {
+  store.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('sqlite store', () => {
+  it('returns key versions newest first', () => {
+    store.putKeyVersion(key('payments-data', 1))
+    store.putKeyVersion(key('payments-data', 2))
+    expect(store.keyVersions('payments-data').map((k) => k.version)).toEqual([2, 1])
+    expect(store.keyVersions('unknown')).toEqual([])
+  })
+
+  it('lists the newest version of each key', () => {
+    store.putKeyVersion(key('b-key', 1))
+    store.putKeyVersion(key('a-key', 1))
+    store.putKeyVersion(key('a-key', 2))
+    expect(store.listKeys().map((k) => `${k.name}:${k.version}`)).toEqual(['a-key:2', 'b-key:1'])
+  })
+
+  it('chains audit records per node', () => {
+    const first = store.appendAudit(entry('node-1', 'sign'))
+    const second = store.appendAudit(entry('node-1', 'verify'))
+    const other = store.appendAudit(entry('node-2', 'sign'))
+    expect(first.seq).toBe(1)
+    expect(first.prevHash).toBe(GENESIS_HASH)
+    expect(second.prevHash).toBe(first.hash)
+    expect(other.seq).toBe(1)
+    expect(second.hash).toBe(chainHash(first.hash, 2, second))
+  })
+
+  it('stores records whose hashes recompute', () => {
+    store.appendAudit(entry('node-1', 'sign'))
+    store.appendAudit(entry('node-1', 'decrypt'))
+    const records = store.auditRecords('node-1')
+    let prev = GENESIS_HASH
+    for (const record of records) {
+      expect(record.prevHash).toBe(prev)
+      expect(chainHash(record.prevHash, record.seq, record)).toBe(record.hash)
+      prev = record.hash
+    }
+  })
+
+  it('applies migrations once across reopenings', () => {
+    store.close()
+    store = new SqliteStore(join(dir, 'store.db'))
+    const db = new Database(join(dir, 'store.db'), { readonly: true })
+    const versions = db.prepare('SELECT version FROM schema_migrations').all()
+    db.close()
+    expect(versions).toEqual([{ version: 1 }])
+  })
+})

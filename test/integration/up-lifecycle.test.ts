@@ -1,0 +1,101 @@
+import { execFile } from 'node:child_process'
+import { existsSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  CLI,
+  initGateway,
+  isRunning,
+  postJson,
+  startUp,
+  type TestGateway,
+} from '../helpers/gateway-process.js'
+
+const run = promisify(execFile)
+const dirs: string[] = []
+
+/** Lists pids of processes whose command line mentions `dir`, excluding this test process. */
+async function processesUsing(dir: string): Promise<number[]> {
+  const { stdout } = await run('pgrep', ['-f', dir]).catch(() => ({ stdout: '' }))
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => pid !== process.pid)
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  return false
+}
+
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('hsmgate init', () => {
+  it('writes PIN files readable by their owner only', async () => {
+    const { dir } = await initGateway()
+    dirs.push(dir)
+    for (const file of ['hsm-a.pin', 'hsm-b.pin', 'decision.key']) {
+      expect(statSync(join(dir, 'secrets', file)).mode & 0o777).toBe(0o600)
+    }
+    expect(statSync(join(dir, 'pki', 'gateway.key')).mode & 0o777).toBe(0o600)
+  })
+
+  it('refuses to overwrite a setup without --force', async () => {
+    const dir = dirs[0]!
+    const second = run(process.execPath, [CLI, 'init', '--dir', dir])
+    await expect(second).rejects.toMatchObject({ code: 78 })
+    await second.catch((error: { stderr: string }) => {
+      expect(error.stderr).toContain('--force')
+    })
+    expect(existsSync(join(dir, 'hsmgate.yaml'))).toBe(true)
+  })
+})
+
+describe('hsmgate up', () => {
+  let gateway: TestGateway
+
+  it('restarts a crashed authz process', async () => {
+    const { dir, port } = await initGateway()
+    dirs.push(dir)
+    gateway = await startUp(dir, port)
+    const { stdout } = await run('pgrep', ['-f', `authz/main.js --config ${dir}`])
+    const pid = Number(stdout.trim().split('\n')[0])
+    process.kill(pid, 'SIGKILL')
+    const recovered = await waitFor(async () => {
+      const res = await postJson(gateway, 'payments', '/v1/random', { length: 8 })
+      return res.status === 200
+    }, 20_000)
+    expect(recovered).toBe(true)
+    const after = await run('pgrep', ['-f', `authz/main.js --config ${dir}`])
+    expect(Number(after.stdout.trim())).not.toBe(pid)
+  })
+
+  it('answers 503 while authz is down, never allowing', async () => {
+    const { stdout } = await run('pgrep', ['-f', `authz/main.js --config ${gateway.dir}`])
+    process.kill(Number(stdout.trim()), 'SIGSTOP')
+    try {
+      const res = await postJson(gateway, 'payments', '/v1/random', { length: 8 })
+      expect(res.status).toBe(503)
+    } finally {
+      process.kill(Number(stdout.trim()), 'SIGCONT')
+    }
+  })
+
+  it('leaves no process behind after SIGTERM', async () => {
+    const before = await processesUsing(gateway.dir)
+    expect(before.length).toBeGreaterThanOrEqual(3)
+    const code = await gateway.stop()
+    expect(code).toBe(0)
+    const gone = await waitFor(async () => before.every((pid) => !isRunning(pid)), 5_000)
+    expect(gone).toBe(true)
+    expect(await processesUsing(gateway.dir)).toEqual([])
+  })
+})
