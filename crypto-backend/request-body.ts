@@ -2,7 +2,7 @@ import { ApiError, invalidRequest } from './api-error.js'
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
-/** Parses a JSON object body; anything else is a 400 that says what was received. */
+/** Parses a JSON object body. Anything else is a 400 whose message names what was received. */
 export function parseJsonObject(body: Uint8Array): Record<string, unknown> {
   let value: unknown
   try {

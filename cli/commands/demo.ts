@@ -10,6 +10,7 @@ import { CliError, EXIT } from '../cli-error.js'
 import { createEmbeddedSetup } from '../init/embedded-setup.js'
 import { gatewayUrl } from '../up/curl-example.js'
 import { startGateway } from '../up/gateway.js'
+import { parsePort } from './init.js'
 import { stopSignal } from './up.js'
 
 const run = promisify(execFile)
@@ -21,12 +22,22 @@ the demo application 'payments' with curl, verifies the signature with openssl a
 public key read from the HSM, and keeps the gateway running until Ctrl-C.
 
 Options:
-  --dir DIR   Directory of the setup. Default: ./var
+  --dir DIR           Directory of the setup. Default: ./var
+  --port PORT         TCP port of the TLS listener when a new setup is created. Default: 8443
+  --admin-port PORT   TCP port of Envoy's admin interface when a new setup is created.
+                      Default: 9901
 `
 
 /** `hsmgate demo`: one command from a fresh checkout to a verified HSM signature. */
 export async function runDemo(argv: string[], logger: Logger): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string', default: 'var' } } })
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dir: { type: 'string', default: 'var' },
+      port: { type: 'string' },
+      'admin-port': { type: 'string' },
+    },
+  })
   const stop = stopSignal()
   const configPath = join(values.dir, 'hsmgate.yaml')
   if (!existsSync(configPath)) {
@@ -34,8 +45,8 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
       dir: values.dir,
       force: false,
       listenAddress: '127.0.0.1',
-      listenPort: 8443,
-      adminPort: 9901,
+      listenPort: parsePort(values.port, '--port', 8443),
+      adminPort: parsePort(values['admin-port'], '--admin-port', 9901),
       logger,
     })
   }

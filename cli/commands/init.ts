@@ -18,7 +18,8 @@ Options:
   --admin-port PORT   TCP port of Envoy's admin interface, bound to 127.0.0.1. Default: 9901
 `
 
-function parsePort(value: string | undefined, option: string, fallback: number): number {
+/** Parses a TCP port option, or returns `fallback` when it is absent. */
+export function parsePort(value: string | undefined, option: string, fallback: number): number {
   if (value === undefined) return fallback
   const port = Number(value)
   if (!Number.isInteger(port) || port < 1 || port > 65535) {

@@ -6,12 +6,12 @@ export const DEMO_APPS = ['payments', 'reporting'] as const
 
 export const DEMO_TRUST_DOMAIN = 'hsmgate.demo'
 
-/** The SPIFFE-style identity of a demo application. */
+/** Returns the SPIFFE-style identity of a demo application. */
 export function appPrincipal(trustDomain: string, app: string): string {
   return `spiffe://${trustDomain}/app/${app}`
 }
 
-/** The identity of the readiness probe that `hsmgate up` sends through the whole path. */
+/** Returns the identity of the readiness probe that `hsmgate up` sends through the whole path. */
 export function probePrincipal(trustDomain: string): string {
   return `spiffe://${trustDomain}/hsmgate/probe`
 }
@@ -26,7 +26,7 @@ export function softhsmConf(layout: StateLayout): string {
   ].join('\n')
 }
 
-/** The starter rules: each application may use its own keys, the probe only health. */
+/** Renders the starter rules: each application may use its own keys, and the probe only health. */
 export function starterRules(trustDomain: string): string {
   const rules = DEMO_APPS.flatMap((app) => [
     { principal: appPrincipal(trustDomain, app), operations: ['list-keys', 'random'] },

@@ -62,7 +62,7 @@ function prepareDirectory(root: string, force: boolean): void {
   if (existsSync(root) && readdirSync(root).length > 0) {
     if (!force) {
       throw new CliError(
-        `${root} already holds files; pass --force to delete them (HSM tokens, keys and ` +
+        `${root} already contains files; pass --force to delete them (HSM tokens, keys and ` +
           'certificates included) and create a new setup, or choose another --dir',
         EXIT.config,
       )

@@ -9,7 +9,7 @@ import {
   createSofthsmEnv,
   type SofthsmTestEnv,
   type TestToken,
-} from './softhsm-test-env.js'
+} from '../../test/helpers/softhsm-env.js'
 import { findToken } from './token-lookup.js'
 
 /*

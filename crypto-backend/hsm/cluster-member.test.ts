@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ClusterMember } from './cluster-member.js'
 import { HsmError } from './errors.js'
-import { captureLogger, createSofthsmEnv, type SofthsmTestEnv } from './softhsm-test-env.js'
+import {
+  captureLogger,
+  createSofthsmEnv,
+  type SofthsmTestEnv,
+} from '../../test/helpers/softhsm-env.js'
 
 let env: SofthsmTestEnv
 const log = captureLogger()

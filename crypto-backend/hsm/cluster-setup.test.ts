@@ -17,7 +17,7 @@ import {
   withToken,
   type SofthsmTestEnv,
   type TestToken,
-} from './softhsm-test-env.js'
+} from '../../test/helpers/softhsm-env.js'
 
 let env: SofthsmTestEnv
 

@@ -12,7 +12,7 @@ import {
   withToken,
   type SofthsmTestEnv,
   type TestToken,
-} from './softhsm-test-env.js'
+} from '../../test/helpers/softhsm-env.js'
 import { p256Spki } from './spki.js'
 
 let env: SofthsmTestEnv

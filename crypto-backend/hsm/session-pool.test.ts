@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HsmError } from './errors.js'
 import { acquireModule, type Pkcs11Module } from './pkcs11-module.js'
 import { SessionPool, type SessionLease } from './session-pool.js'
-import { SOFTHSM_MODULE, createSofthsmEnv, type SofthsmTestEnv } from './softhsm-test-env.js'
+import {
+  SOFTHSM_MODULE,
+  createSofthsmEnv,
+  type SofthsmTestEnv,
+} from '../../test/helpers/softhsm-env.js'
 import { findToken } from './token-lookup.js'
 
 let env: SofthsmTestEnv

@@ -2,7 +2,11 @@ import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HsmError } from './errors.js'
 import { acquireModule, moduleUsers } from './pkcs11-module.js'
-import { SOFTHSM_MODULE, createSofthsmEnv, type SofthsmTestEnv } from './softhsm-test-env.js'
+import {
+  SOFTHSM_MODULE,
+  createSofthsmEnv,
+  type SofthsmTestEnv,
+} from '../../test/helpers/softhsm-env.js'
 import { listTokens } from './token-lookup.js'
 import { initializeToken, randomPin } from './token-setup.js'
 

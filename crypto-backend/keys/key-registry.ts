@@ -42,3 +42,16 @@ export class KeyRegistry {
     return key
   }
 }
+
+/** Returns the API representation of a key version's metadata. */
+export function keyMetadata(key: KeyVersion) {
+  return {
+    name: key.name,
+    version: key.version,
+    type: key.type,
+    algorithms: ALGORITHMS[key.type],
+    state: key.state,
+    owner: key.owner,
+    created_at: key.createdAt,
+  }
+}

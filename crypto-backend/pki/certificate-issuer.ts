@@ -14,7 +14,7 @@ export interface SubjectAltNames {
   uri?: string[]
 }
 
-/** What a leaf certificate is for: a TLS server or a TLS client. */
+/** The purpose of a leaf certificate: a TLS server or a TLS client. */
 export type LeafPurpose = 'server' | 'client'
 
 /** A leaf certificate request: the subject's common name, its SANs, lifetime and public key. */

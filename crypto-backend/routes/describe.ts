@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto'
 import type { Hono } from 'hono'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { ApiError } from '../api-error.js'
-import { ALGORITHMS } from '../keys/key-registry.js'
+import { keyMetadata } from '../keys/key-registry.js'
 
 /**
  * Registers GET /v1/keys/:name: the newest version's metadata and, for an asymmetric key, the
@@ -28,13 +28,7 @@ export function registerDescribeRoute(app: Hono<BackendEnv>, deps: BackendDeps):
         .toString()
     }
     return c.json({
-      name: key.name,
-      version: key.version,
-      type: key.type,
-      algorithms: ALGORITHMS[key.type],
-      state: key.state,
-      owner: key.owner,
-      created_at: key.createdAt,
+      ...keyMetadata(key),
       public_key_pem: publicKeyPem,
       decision_id: c.get('decisionId'),
     })

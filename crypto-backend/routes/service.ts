@@ -1,7 +1,7 @@
 import type { Hono } from 'hono'
 import { invalidRequest } from '../api-error.js'
 import type { BackendDeps, BackendEnv } from '../context.js'
-import { ALGORITHMS } from '../keys/key-registry.js'
+import { keyMetadata } from '../keys/key-registry.js'
 import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
 
 const MAX_RANDOM_BYTES = 1024
@@ -12,15 +12,7 @@ export function registerServiceRoutes(app: Hono<BackendEnv>, deps: BackendDeps):
     c.get('audit').operation = 'list-keys'
     // NOTE: every caller sees every key's metadata (never key material); per-principal
     // filtering belongs to the policy engine, which the backend does not consult.
-    const keys = deps.store.listKeys().map((key) => ({
-      name: key.name,
-      version: key.version,
-      type: key.type,
-      algorithms: ALGORITHMS[key.type],
-      state: key.state,
-      owner: key.owner,
-      created_at: key.createdAt,
-    }))
+    const keys = deps.store.listKeys().map(keyMetadata)
     return c.json({ keys, decision_id: c.get('decisionId') })
   })
 

@@ -6,10 +6,10 @@ import { pino } from 'pino'
 import pkcs11js from 'pkcs11js'
 import type { MemberConfig } from '../../config/schema.js'
 import type { Logger } from '../../log/logger.js'
-import { ckrValueOf } from './errors.js'
-import { acquireModule } from './pkcs11-module.js'
-import { findToken } from './token-lookup.js'
-import { initializeToken, randomPin } from './token-setup.js'
+import { ckrValueOf } from '../../crypto-backend/hsm/errors.js'
+import { acquireModule } from '../../crypto-backend/hsm/pkcs11-module.js'
+import { findToken } from '../../crypto-backend/hsm/token-lookup.js'
+import { initializeToken, randomPin } from '../../crypto-backend/hsm/token-setup.js'
 
 /**
  * Support code for the tests of this folder: a throwaway SoftHSM2 configuration with its own
