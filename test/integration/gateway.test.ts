@@ -162,6 +162,18 @@ describe('gateway request path', () => {
     expect(error.decision_id).toMatch(/^d_/)
   })
 
+  it('runs the curl command that up prints', async () => {
+    const line = gateway
+      .stdout()
+      .split('\n')
+      .find((l) => l.trim().startsWith('curl '))
+    expect(line).toBeDefined()
+    const { stdout } = await run('bash', ['-c', line!.trim()])
+    const body = JSON.parse(stdout) as { key: string; signature: string }
+    expect(body.key).toBe('payments-signing')
+    expect(Buffer.from(body.signature, 'base64')[0]).toBe(0x30)
+  })
+
   it('serves random bytes from the HSM', async () => {
     const res = await postJson(gateway, 'payments', '/v1/random', { length: 48 })
     expect(res.status).toBe(200)

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -13,6 +13,7 @@ import {
 } from '../helpers/gateway-process.js'
 
 const run = promisify(execFile)
+const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so'
 const dirs: string[] = []
 
 /** Lists pids of processes whose command line mentions `dir`, excluding this test process. */
@@ -46,6 +47,68 @@ describe('hsmgate init', () => {
       expect(statSync(join(dir, 'secrets', file)).mode & 0o777).toBe(0o600)
     }
     expect(statSync(join(dir, 'pki', 'gateway.key')).mode & 0o777).toBe(0o600)
+  })
+
+  it('puts every key on both tokens under one CKA_ID', async () => {
+    const dir = dirs[0]!
+    const idsOn = async (member: string, label: string): Promise<string[]> => {
+      const pin = readFileSync(join(dir, 'secrets', `${member}.pin`), 'utf8').trim()
+      const { stdout } = await run(
+        'pkcs11-tool',
+        [
+          '--module',
+          SOFTHSM_MODULE,
+          '--token-label',
+          label,
+          '--login',
+          '--pin',
+          pin,
+          '--list-objects',
+        ],
+        { env: { ...process.env, SOFTHSM2_CONF: join(dir, 'hsm', 'softhsm2.conf') } },
+      )
+      // Each object block lists its type on the first line and its ID further down.
+      return stdout
+        .split(/\n(?=\S)/)
+        .filter((block) => /^(Private Key|Secret Key) Object/.test(block))
+        .map((block) => /ID:\s+([0-9a-f]+)/.exec(block)?.[1] ?? 'none')
+        .sort()
+    }
+    const onA = await idsOn('hsm-a', 'hsmgate-a')
+    const onB = await idsOn('hsm-b', 'hsmgate-b')
+    // The cluster key-encryption key, the CA key and two keys for each of the two applications.
+    expect(onA).toHaveLength(6)
+    expect(onB).toEqual(onA)
+    const caKeyId = /ca_key_id: ([0-9a-f]+)/.exec(readFileSync(join(dir, 'hsmgate.yaml'), 'utf8'))
+    expect(onA).toContain(caKeyId?.[1])
+  })
+
+  it('issues certificates that openssl verifies', async () => {
+    const dir = dirs[0]!
+    const ca = join(dir, 'pki', 'ca.crt')
+    const leaves = [
+      'pki/gateway.crt',
+      'pki/probe.crt',
+      'apps/payments/client.crt',
+      'apps/reporting/client.crt',
+    ].map((p) => join(dir, p))
+    const { stdout } = await run('openssl', ['verify', '-CAfile', ca, ...leaves])
+    expect(
+      stdout
+        .trim()
+        .split('\n')
+        .every((l) => l.endsWith(': OK')),
+    ).toBe(true)
+    const text = await run('openssl', [
+      'x509',
+      '-in',
+      leaves[2]!,
+      '-noout',
+      '-ext',
+      'subjectAltName,extendedKeyUsage',
+    ])
+    expect(text.stdout).toContain('URI:spiffe://hsmgate.demo/app/payments')
+    expect(text.stdout).toContain('TLS Web Client Authentication')
   })
 
   it('refuses to overwrite a setup without --force', async () => {
