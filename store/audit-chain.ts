@@ -15,6 +15,8 @@ export function chainHash(prevHash: string, seq: number, entry: AuditEntry): str
     entry.time,
     entry.node,
     entry.principal,
+    entry.certSerial,
+    entry.sourceAddress,
     entry.decisionId,
     entry.operation,
     entry.key,
@@ -22,6 +24,8 @@ export function chainHash(prevHash: string, seq: number, entry: AuditEntry): str
     entry.outcome,
     entry.status,
     entry.errorCode,
+    entry.policyIds,
+    entry.reason,
     entry.requestDigest,
     entry.latencyMs,
   ]

@@ -1,3 +1,12 @@
-export type { AuditEntry, AuditRecord, KeyState, KeyType, KeyVersion, Store } from './store.js'
+export type {
+  Application,
+  AuditEntry,
+  Classification,
+  AuditRecord,
+  KeyState,
+  KeyType,
+  KeyVersion,
+  Store,
+} from './store.js'
 export { SqliteStore } from './sqlite-store.js'
 export { chainHash, GENESIS_HASH } from './audit-chain.js'

@@ -18,6 +18,8 @@ const key = (name: string, version: number): KeyVersion => ({
   label: `hsmgate:${name}:v${version}`,
   state: 'enabled',
   owner: 'payments',
+  tags: ['demo'],
+  classification: 'internal',
   createdAt: '2026-12-04T00:00:00.000Z',
 })
 
@@ -25,6 +27,8 @@ const entry = (node: string, operation: string): AuditEntry => ({
   time: new Date().toISOString(),
   node,
   principal: 'spiffe://hsmgate.demo/app/payments',
+  certSerial: '0a1b',
+  sourceAddress: '127.0.0.1',
   decisionId: `d_${operation}`,
   operation,
   key: 'payments-data',
@@ -32,6 +36,8 @@ const entry = (node: string, operation: string): AuditEntry => ({
   outcome: 'ok',
   status: 200,
   errorCode: null,
+  policyIds: ['policy-a'],
+  reason: null,
   requestDigest: 'ab'.repeat(32),
   latencyMs: 1.5,
 })
@@ -82,6 +88,30 @@ describe('sqlite store', () => {
       expect(chainHash(record.prevHash, record.seq, record)).toBe(record.hash)
       prev = record.hash
     }
+  })
+
+  it('stores applications and their suspension', () => {
+    const app = {
+      name: 'payments',
+      team: 'treasury',
+      hosts: ['pay-1.example.internal'],
+      addresses: ['10.0.0.5'],
+      suspended: false,
+      createdAt: '2026-12-04T00:00:00.000Z',
+    }
+    store.putApplication(app)
+    expect(store.application('payments')).toEqual(app)
+    store.putApplication({ ...app, suspended: true })
+    expect(store.application('payments')?.suspended).toBe(true)
+    expect(store.application('unknown')).toBeUndefined()
+    expect(store.listApplications().map((a) => a.name)).toEqual(['payments'])
+  })
+
+  it('keeps tags and policy ids', () => {
+    store.putKeyVersion(key('payments-data', 1))
+    expect(store.keyVersions('payments-data')[0]?.tags).toEqual(['demo'])
+    store.appendAudit(entry('node-1', 'sign'))
+    expect(store.auditRecords('node-1')[0]?.policyIds).toEqual(['policy-a'])
   })
 
   it('applies migrations once across reopenings', () => {

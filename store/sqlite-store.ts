@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { chainHash, GENESIS_HASH } from './audit-chain.js'
 import { sqliteMigrations } from './migrations/sqlite.js'
-import type { AuditEntry, AuditRecord, KeyVersion, Store } from './store.js'
+import type { Application, AuditEntry, AuditRecord, KeyVersion, Store } from './store.js'
 
 interface KeyRow {
   name: string
@@ -13,6 +13,17 @@ interface KeyRow {
   label: string
   state: KeyVersion['state']
   owner: string
+  tags: string
+  classification: KeyVersion['classification']
+  created_at: string
+}
+
+interface ApplicationRow {
+  name: string
+  team: string
+  hosts: string
+  addresses: string
+  suspended: number
   created_at: string
 }
 
@@ -21,6 +32,8 @@ interface AuditRow {
   seq: number
   time: string
   principal: string
+  cert_serial: string | null
+  source_address: string | null
   decision_id: string
   operation: string
   key_name: string | null
@@ -28,6 +41,8 @@ interface AuditRow {
   outcome: AuditEntry['outcome']
   status: number
   error_code: string | null
+  policy_ids: string
+  reason: string | null
   request_digest: string
   latency_ms: number
   prev_hash: string
@@ -70,11 +85,14 @@ export class SqliteStore implements Store {
   putKeyVersion(key: KeyVersion): void {
     this.db
       .prepare(
-        `INSERT INTO keys (name, version, type, cka_id, label, state, owner, created_at)
-         VALUES (@name, @version, @type, @ckaId, @label, @state, @owner, @createdAt)
-         ON CONFLICT (name, version) DO UPDATE SET state = excluded.state`,
+        `INSERT INTO keys (name, version, type, cka_id, label, state, owner, tags,
+           classification, created_at)
+         VALUES (@name, @version, @type, @ckaId, @label, @state, @owner, @tags,
+           @classification, @createdAt)
+         ON CONFLICT (name, version) DO UPDATE SET state = excluded.state,
+           tags = excluded.tags, classification = excluded.classification`,
       )
-      .run(key)
+      .run({ ...key, tags: JSON.stringify(key.tags) })
   }
 
   keyVersions(name: string): KeyVersion[] {
@@ -96,6 +114,35 @@ export class SqliteStore implements Store {
     return rows.map(toKeyVersion)
   }
 
+  putApplication(app: Application): void {
+    this.db
+      .prepare(
+        `INSERT INTO applications (name, team, hosts, addresses, suspended, created_at)
+         VALUES (@name, @team, @hosts, @addresses, @suspended, @createdAt)
+         ON CONFLICT (name) DO UPDATE SET team = excluded.team, hosts = excluded.hosts,
+           addresses = excluded.addresses, suspended = excluded.suspended`,
+      )
+      .run({
+        ...app,
+        hosts: JSON.stringify(app.hosts),
+        addresses: JSON.stringify(app.addresses),
+        suspended: app.suspended ? 1 : 0,
+      })
+  }
+
+  application(name: string): Application | undefined {
+    const row = this.db.prepare('SELECT * FROM applications WHERE name = ?').get(name) as
+      ApplicationRow | undefined
+    return row === undefined ? undefined : toApplication(row)
+  }
+
+  listApplications(): Application[] {
+    const rows = this.db
+      .prepare('SELECT * FROM applications ORDER BY name')
+      .all() as ApplicationRow[]
+    return rows.map(toApplication)
+  }
+
   appendAudit(entry: AuditEntry): AuditRecord {
     return this.db
       .transaction(() => {
@@ -112,12 +159,14 @@ export class SqliteStore implements Store {
         }
         this.db
           .prepare(
-            `INSERT INTO audit (node, seq, time, principal, decision_id, operation, key_name,
-             key_version, outcome, status, error_code, request_digest, latency_ms, prev_hash, hash)
-           VALUES (@node, @seq, @time, @principal, @decisionId, @operation, @key, @keyVersion,
-             @outcome, @status, @errorCode, @requestDigest, @latencyMs, @prevHash, @hash)`,
+            `INSERT INTO audit (node, seq, time, principal, cert_serial, source_address,
+               decision_id, operation, key_name, key_version, outcome, status, error_code,
+               policy_ids, reason, request_digest, latency_ms, prev_hash, hash)
+             VALUES (@node, @seq, @time, @principal, @certSerial, @sourceAddress, @decisionId,
+               @operation, @key, @keyVersion, @outcome, @status, @errorCode, @policyIds, @reason,
+               @requestDigest, @latencyMs, @prevHash, @hash)`,
           )
-          .run(record)
+          .run({ ...record, policyIds: JSON.stringify(record.policyIds) })
         return record
       })
       .immediate()
@@ -144,6 +193,19 @@ function toKeyVersion(row: KeyRow): KeyVersion {
     label: row.label,
     state: row.state,
     owner: row.owner,
+    tags: JSON.parse(row.tags) as string[],
+    classification: row.classification,
+    createdAt: row.created_at,
+  }
+}
+
+function toApplication(row: ApplicationRow): Application {
+  return {
+    name: row.name,
+    team: row.team,
+    hosts: JSON.parse(row.hosts) as string[],
+    addresses: JSON.parse(row.addresses) as string[],
+    suspended: row.suspended === 1,
     createdAt: row.created_at,
   }
 }
@@ -154,6 +216,8 @@ function toAuditRecord(row: AuditRow): AuditRecord {
     seq: row.seq,
     time: row.time,
     principal: row.principal,
+    certSerial: row.cert_serial,
+    sourceAddress: row.source_address,
     decisionId: row.decision_id,
     operation: row.operation,
     key: row.key_name,
@@ -161,6 +225,8 @@ function toAuditRecord(row: AuditRow): AuditRecord {
     outcome: row.outcome,
     status: row.status,
     errorCode: row.error_code,
+    policyIds: JSON.parse(row.policy_ids) as string[],
+    reason: row.reason,
     requestDigest: row.request_digest,
     latencyMs: row.latency_ms,
     prevHash: row.prev_hash,

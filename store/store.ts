@@ -1,8 +1,11 @@
 /** Key types the gateway can hold. */
 export type KeyType = 'ec-p256' | 'aes-256'
 
-/** State of one key version's lifecycle. */
-export type KeyState = 'enabled' | 'disabled'
+/** State of one key version's lifecycle; a destroyed version has no key material left. */
+export type KeyState = 'enabled' | 'disabled' | 'destroyed'
+
+/** How sensitive a key's data is; policies may demand more of callers for higher levels. */
+export type Classification = 'public' | 'internal' | 'confidential' | 'restricted'
 
 /** Metadata of one key version; the key material stays in the HSM under `ckaId`. */
 export interface KeyVersion {
@@ -13,6 +16,20 @@ export interface KeyVersion {
   label: string
   state: KeyState
   owner: string
+  tags: string[]
+  classification: Classification
+  createdAt: string
+}
+
+/** An application that may call the gateway, identified by its SPIFFE-style principal. */
+export interface Application {
+  name: string
+  team: string
+  /** DNS names of the hosts the application runs on. */
+  hosts: string[]
+  /** IP addresses of those hosts. */
+  addresses: string[]
+  suspended: boolean
   createdAt: string
 }
 
@@ -21,6 +38,8 @@ export interface AuditEntry {
   time: string
   node: string
   principal: string
+  certSerial: string | null
+  sourceAddress: string | null
   decisionId: string
   operation: string
   key: string | null
@@ -28,6 +47,9 @@ export interface AuditEntry {
   outcome: 'ok' | 'error'
   status: number
   errorCode: string | null
+  /** Ids of the policies that determined the decision. */
+  policyIds: string[]
+  reason: string | null
   requestDigest: string
   latencyMs: number
 }
@@ -49,6 +71,10 @@ export interface Store {
   keyVersions(name: string): KeyVersion[]
   /** Returns the newest version of every key, ordered by name. */
   listKeys(): KeyVersion[]
+  putApplication(app: Application): void
+  /** Returns the application, or undefined for an unknown name. */
+  application(name: string): Application | undefined
+  listApplications(): Application[]
   appendAudit(entry: AuditEntry): AuditRecord
   auditRecords(node: string): AuditRecord[]
   close(): void

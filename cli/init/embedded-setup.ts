@@ -193,6 +193,14 @@ async function enrolDemoApp(
     uri: [appPrincipal(DEMO_TRUST_DOMAIN, app)],
   })
   writePublicFile(`${dir}/ca.crt`, caCert.toString('pem') + '\n')
+  store.putApplication({
+    name: app,
+    team: 'demo',
+    hosts: ['localhost'],
+    addresses: ['127.0.0.1', '::1'],
+    suspended: false,
+    createdAt: new Date().toISOString(),
+  })
 
   const keys: Array<{ name: string; type: KeyType }> = [
     { name: `${app}-signing`, type: 'ec-p256' },
@@ -214,6 +222,8 @@ async function enrolDemoApp(
       label,
       state: 'enabled',
       owner: app,
+      tags: ['demo'],
+      classification: 'confidential',
       createdAt: new Date().toISOString(),
     })
   }

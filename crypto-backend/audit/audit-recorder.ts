@@ -21,6 +21,10 @@ export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
         time: new Date().toISOString(),
         node: deps.nodeId,
         principal: c.get('principal'),
+        // NOTE: the certificate serial and source address are known to authz only; its own
+        // record under the same decision id holds them.
+        certSerial: null,
+        sourceAddress: null,
         decisionId: c.get('decisionId'),
         operation: facts.operation,
         key: facts.key,
@@ -28,6 +32,8 @@ export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
         outcome: status < 400 ? 'ok' : 'error',
         status,
         errorCode: facts.errorCode,
+        policyIds: [],
+        reason: null,
         requestDigest: createHash('sha256').update(c.get('body')).digest('hex'),
         latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
       })
