@@ -6,6 +6,16 @@ const API = 'type.googleapis.com/envoy'
 /** Budget for one ext_authz Check call; past it Envoy answers 503 and never allows. */
 const AUTHZ_TIMEOUT = '2s'
 
+/** Upper bound on open client connections; without one Envoy accepts any number. */
+const MAX_DOWNSTREAM_CONNECTIONS = 10_000
+
+/**
+ * A client must finish the TLS handshake within this time and may then stay idle this long,
+ * so that idle or half-open connections cannot hold the connection limit for minutes.
+ */
+const HANDSHAKE_TIMEOUT = '10s'
+const IDLE_TIMEOUT = '60s'
+
 /**
  * Renders the Envoy bootstrap for one gateway node: a mutual-TLS listener in front of the
  * ext_authz service and the crypto backend, both reached over Unix sockets in the runtime
@@ -25,13 +35,13 @@ export function renderBootstrap(config: LoadedConfig, accessLogPath: string): ob
         pipeCluster('crypto_backend', sockets.backend, false),
       ],
     },
-    layered_runtime: {
-      layers: [
+    overload_manager: {
+      resource_monitors: [
         {
-          name: 'static',
-          static_layer: {
-            // Without a bound Envoy logs a warning and allows unlimited downstream connections.
-            'overload.global_downstream_max_connections': 10_000,
+          name: 'envoy.resource_monitors.global_downstream_max_connections',
+          typed_config: {
+            '@type': `${API}.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig`,
+            max_active_downstream_connections: MAX_DOWNSTREAM_CONNECTIONS,
           },
         },
       ],
@@ -51,6 +61,7 @@ function listener(config: LoadedConfig, accessLogPath: string): object {
     filter_chains: [
       {
         transport_socket: downstreamTls(config),
+        transport_socket_connect_timeout: HANDSHAKE_TIMEOUT,
         filters: [
           {
             name: 'envoy.filters.network.http_connection_manager',
@@ -100,7 +111,7 @@ function connectionManager(config: LoadedConfig, accessLogPath: string): object 
     request_timeout: config.envoy.request_timeout,
     common_http_protocol_options: {
       headers_with_underscores_action: 'REJECT_REQUEST',
-      idle_timeout: '300s',
+      idle_timeout: IDLE_TIMEOUT,
     },
     access_log: [accessLog(accessLogPath)],
     route_config: {

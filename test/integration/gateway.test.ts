@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -239,6 +240,15 @@ describe('gateway identity', () => {
     expect(sClient).toContain('alert unknown ca')
     expect(sClient).not.toContain('HTTP/1.1 200')
   })
+
+  it('closes a connection that never completes TLS', async () => {
+    const started = Date.now()
+    const socket = connect(gateway.port, '127.0.0.1')
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    const seconds = (Date.now() - started) / 1000
+    expect(seconds).toBeGreaterThan(8)
+    expect(seconds).toBeLessThan(15)
+  }, 20_000)
 
   it('ignores client-sent x-hsmgate-principal and x-forwarded-client-cert', async () => {
     const forged = [
