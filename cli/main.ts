@@ -1,10 +1,20 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { ConfigError } from '../config/load.js'
+import { projectRoot } from '../config/project-root.js'
 import { createLogger } from '../log/logger.js'
 import { CliError, EXIT } from './cli-error.js'
 import { demoHelp, runDemo } from './commands/demo.js'
 import { initHelp, runInit } from './commands/init.js'
+import { keysHelp, runKeys } from './commands/keys.js'
+import { policyHelp, runPolicy } from './commands/policy.js'
 import { runUp, upHelp } from './commands/up.js'
+
+function packageVersion(): string {
+  const file = join(projectRoot(), 'package.json')
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
+}
 
 const usage = `Usage: hsmgate <command> [options]
 
@@ -12,18 +22,26 @@ Commands:
   init    Create an embedded setup (SoftHSM2 cluster, demo PKI, demo applications).
   up      Run the gateway (Envoy, authz, crypto backend) in the foreground.
   demo    Create a setup if needed, run the gateway and show a signed, verified request.
+  keys    List, create, rotate, disable, enable, destroy and check keys of a setup.
+  policy  Check, test and explain the Cedar authorization policies.
 
-Run 'hsmgate <command> --help' for a command's options.
+Run 'hsmgate <command> --help' for a command's options, 'hsmgate --version' for the version.
 `
 
 const commands: Record<string, { help: string; run: typeof runInit }> = {
   init: { help: initHelp, run: runInit },
   up: { help: upHelp, run: runUp },
   demo: { help: demoHelp, run: runDemo },
+  keys: { help: keysHelp, run: runKeys },
+  policy: { help: policyHelp, run: runPolicy },
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`hsmgate ${packageVersion()}\n`)
+    return EXIT.ok
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage)
     return name === undefined ? EXIT.usage : EXIT.ok
@@ -52,7 +70,8 @@ main(process.argv.slice(2)).then(
       'code' in error &&
       String(error.code).startsWith('ERR_PARSE_ARGS')
     ) {
-      process.stderr.write(`hsmgate: ${error.message}\n`)
+      const command = process.argv[2] ?? ''
+      process.stderr.write(`hsmgate: ${error.message}; run 'hsmgate ${command} --help'\n`)
       process.exit(EXIT.usage)
     }
     process.stderr.write(`hsmgate: unexpected error: ${(error as Error).stack ?? String(error)}\n`)

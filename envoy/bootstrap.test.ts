@@ -53,7 +53,7 @@ function testConfig(cert: string, key: string): LoadedConfig {
       request_timeout: '30s',
     },
     tls: { server_cert: cert, server_key: key, trust_bundle: cert },
-    authz: { rules: join(dir, 'rules.yaml'), decision_secret: join(dir, 'd.key') },
+    authz: { policies: join(dir, 'policies'), decision_secret: join(dir, 'd.key') },
     backend: { decision_secret: join(dir, 'd.key'), decision_max_age_ms: 5000 },
     hsm: { environment: {}, members: [] },
     store: { sqlite: join(dir, 'x.db') },

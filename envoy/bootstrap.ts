@@ -57,6 +57,8 @@ function listener(config: LoadedConfig, accessLogPath: string): object {
   return {
     name: 'hsmgate_https',
     address: socketAddress(config.listen.address, config.listen.port),
+    // A second gateway on the same port must fail to start, not share the traffic.
+    enable_reuse_port: false,
     per_connection_buffer_limit_bytes: config.envoy.max_request_bytes + 64 * 1024,
     filter_chains: [
       {
@@ -114,6 +116,7 @@ function connectionManager(config: LoadedConfig, accessLogPath: string): object 
       idle_timeout: IDLE_TIMEOUT,
     },
     access_log: [accessLog(accessLogPath)],
+    local_reply_config: { mappers: [payloadTooLargeReply(config.envoy.max_request_bytes)] },
     route_config: {
       name: 'hsmgate',
       virtual_hosts: [
@@ -163,6 +166,30 @@ function extAuthz(config: LoadedConfig): object {
       max_request_bytes: config.envoy.max_request_bytes,
       allow_partial_message: false,
       pack_as_bytes: true,
+    },
+  }
+}
+
+/**
+ * Envoy answers a body over the limit itself, before authz runs; this gives that answer the
+ * API's JSON error shape. It carries no decision id because no decision was made.
+ */
+function payloadTooLargeReply(maxBytes: number): object {
+  return {
+    filter: {
+      status_code_filter: {
+        comparison: { op: 'EQ', value: { default_value: 413, runtime_key: 'hsmgate.reply_413' } },
+      },
+    },
+    body_format_override: {
+      content_type: 'application/json',
+      json_format: {
+        error: {
+          code: 'payload_too_large',
+          message: `request body is larger than ${maxBytes} bytes`,
+          decision_id: null,
+        },
+      },
     },
   }
 }

@@ -1,25 +1,25 @@
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
-import { parseArgs } from 'node:util'
-import { loadConfig } from '../../config/load.js'
+import { parseArgs, promisify } from 'node:util'
+import { loadConfig, type LoadedConfig } from '../../config/load.js'
 import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
 import { createEmbeddedSetup } from '../init/embedded-setup.js'
-import { gatewayUrl } from '../up/curl-example.js'
+import { appTlsArgs, gatewayUrl, shellCommand, signCurlArgs } from '../up/curl-example.js'
 import { startGateway } from '../up/gateway.js'
 import { parsePort } from './init.js'
 import { stopSignal } from './up.js'
 
 const run = promisify(execFile)
+const MESSAGE = 'transfer 100 EUR to account 42\n'
 
 export const demoHelp = `Usage: hsmgate demo [options]
 
 Creates an embedded setup in DIR unless one exists, starts the gateway, signs a message as
 the demo application 'payments' with curl, verifies the signature with openssl against the
-public key read from the HSM, and keeps the gateway running until Ctrl-C.
+public key read from the HSM, and keeps the gateway running until Ctrl-C. The files of the
+verification stay in DIR/demo so the printed commands can be run again.
 
 Options:
   --dir DIR           Directory of the setup. Default: ./var
@@ -51,73 +51,55 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
     })
   }
   const config = loadConfig(configPath)
-  const gateway = await startGateway(config, logger)
+  const gateway = await startGateway(config, logger, stop.signal)
   try {
-    await showSignedRequest(config.dir, gatewayUrl(config))
+    await showSignedRequest(config)
   } catch (error) {
     await gateway.stop()
     throw error
   }
   process.stdout.write(`\ngateway running at ${gatewayUrl(config)}; stop with Ctrl-C\n`)
-  await Promise.race([stop, gateway.fatal])
+  await Promise.race([stop.stopped, gateway.fatal])
   await gateway.stop()
   return EXIT.ok
 }
 
-async function showSignedRequest(dir: string, url: string): Promise<void> {
-  const app = join(dir, 'apps', 'payments')
-  const work = mkdtempSync(join(tmpdir(), 'hsmgate-demo-'))
+/** Runs a command, printing it first and its output after it. */
+async function show(args: string[], cwd?: string): Promise<string> {
+  process.stdout.write(`$ ${shellCommand(args)}\n`)
+  const { stdout } = await run(args[0]!, args.slice(1), { cwd })
+  process.stdout.write(stdout.endsWith('\n') ? stdout : `${stdout}\n`)
+  return stdout
+}
+
+async function showSignedRequest(config: LoadedConfig): Promise<void> {
+  const work = join(config.dir, 'demo')
+  mkdirSync(work, { recursive: true })
+  const file = (name: string): string => join(work, name)
   try {
-    const message = join(work, 'message.txt')
-    writeFileSync(message, 'transfer 100 EUR to account 42\n')
-    const tls = [
-      '--cacert',
-      `${app}/ca.crt`,
-      '--cert',
-      `${app}/client.crt`,
-      '--key',
-      `${app}/client.key`,
-    ]
-    const payload = JSON.stringify({
-      message: Buffer.from('transfer 100 EUR to account 42\n').toString('base64'),
-    })
+    writeFileSync(file('message.txt'), MESSAGE)
+    const signed = await show(signCurlArgs(config, 'payments', MESSAGE))
+    const signature = (JSON.parse(signed) as { signature: string }).signature
+    writeFileSync(file('signature.der'), Buffer.from(signature, 'base64'))
 
-    const signCmd = ['-sS', '--fail-with-body', ...tls, '-H', 'content-type: application/json']
-    const signed = await run('curl', [
-      ...signCmd,
-      '-d',
-      payload,
-      `${url}/v1/keys/payments-signing/sign`,
-    ])
-    const signature = JSON.parse(signed.stdout) as { signature: string; decision_id: string }
-    process.stdout.write(`$ curl ... ${url}/v1/keys/payments-signing/sign\n${signed.stdout}\n`)
+    const keyUrl = `${gatewayUrl(config)}/v1/keys/payments-signing`
+    const described = await show(['curl', '-sS', ...appTlsArgs(config, 'payments'), keyUrl])
+    const publicKey = (JSON.parse(described) as { public_key_pem: string }).public_key_pem
+    writeFileSync(file('public.pem'), publicKey)
 
-    const described = await run('curl', [
-      '-sS',
-      '--fail-with-body',
-      ...tls,
-      `${url}/v1/keys/payments-signing`,
-    ])
-    const publicKey = (JSON.parse(described.stdout) as { public_key_pem: string }).public_key_pem
-    writeFileSync(join(work, 'public.pem'), publicKey)
-    writeFileSync(join(work, 'signature.der'), Buffer.from(signature.signature, 'base64'))
-
-    const verifyArgs = [
+    await show([
+      'openssl',
       'dgst',
       '-sha256',
       '-verify',
-      'public.pem',
+      file('public.pem'),
       '-signature',
-      'signature.der',
-      'message.txt',
-    ]
-    const verified = await run('openssl', verifyArgs, { cwd: work })
-    process.stdout.write(`$ openssl ${verifyArgs.join(' ')}\n${verified.stdout}`)
+      file('signature.der'),
+      file('message.txt'),
+    ])
   } catch (error) {
     throw new CliError(`demo request failed: ${(error as Error).message}`, EXIT.failure, {
       cause: error,
     })
-  } finally {
-    rmSync(work, { recursive: true, force: true })
   }
 }

@@ -16,12 +16,24 @@ Options:
   --dir DIR   Directory of the setup made by 'hsmgate init'. Default: ./var
 `
 
-/** Resolves on the first SIGINT or SIGTERM. */
-export function stopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'))
-    process.once('SIGTERM', () => resolve('SIGTERM'))
+/** A stop request from SIGINT or SIGTERM, as a promise and as an AbortSignal for startup. */
+export interface StopRequest {
+  stopped: Promise<NodeJS.Signals>
+  signal: AbortSignal
+}
+
+/** Listens for the first SIGINT or SIGTERM. */
+export function stopSignal(): StopRequest {
+  const controller = new AbortController()
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+    const on = (name: NodeJS.Signals): void => {
+      controller.abort()
+      resolve(name)
+    }
+    process.once('SIGINT', () => on('SIGINT'))
+    process.once('SIGTERM', () => on('SIGTERM'))
   })
+  return { stopped, signal: controller.signal }
 }
 
 /** `hsmgate up`: runs the gateway in the foreground until a stop signal. */
@@ -32,13 +44,13 @@ export async function runUp(argv: string[], logger: Logger): Promise<number> {
   })
   const stop = stopSignal()
   const config = loadConfig(join(values.dir, 'hsmgate.yaml'))
-  const gateway = await startGateway(config, logger)
+  const gateway = await startGateway(config, logger, stop.signal)
 
   process.stdout.write(
     `ready: ${gatewayUrl(config)}\ntry:\n  ${curlExample(config, 'payments')}\n` +
       'stop with Ctrl-C\n',
   )
-  const reason = await Promise.race([stop, gateway.fatal.then((r) => `fatal: ${r}`)])
+  const reason = await Promise.race([stop.stopped, gateway.fatal.then((r) => `fatal: ${r}`)])
   logger.info({ reason }, 'stopping gateway')
   await gateway.stop()
   return reason.startsWith('fatal') ? EXIT.failure : EXIT.ok

@@ -1,11 +1,5 @@
-import { relative } from 'node:path'
 import type { LoadedConfig } from '../../config/load.js'
 import { localAddress } from './readiness.js'
-
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path)
-  return rel.startsWith('..') ? path : rel
-}
 
 /** The gateway's base URL as clients on this machine reach it. */
 export function gatewayUrl(config: LoadedConfig): string {
@@ -13,16 +7,34 @@ export function gatewayUrl(config: LoadedConfig): string {
   return `https://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`
 }
 
-/** A curl command that signs a message as the demo application `app`. */
-export function curlExample(config: LoadedConfig, app: string): string {
+/** Arguments that make curl trust the demo CA and present the demo application's certificate. */
+export function appTlsArgs(config: LoadedConfig, app: string): string[] {
   const dir = `${config.dir}/apps/${app}`
+  return ['--cacert', `${dir}/ca.crt`, '--cert', `${dir}/client.crt`, '--key', `${dir}/client.key`]
+}
+
+/** Quotes each argument for a POSIX shell where needed, so a printed command runs as shown. */
+export function shellCommand(args: string[]): string {
+  return args
+    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ')
+}
+
+/** Arguments of a curl command that signs a message as the demo application `app`. */
+export function signCurlArgs(config: LoadedConfig, app: string, message: string): string[] {
   return [
-    'curl -sS',
-    `--cacert ${shown(`${dir}/ca.crt`)}`,
-    `--cert ${shown(`${dir}/client.crt`)}`,
-    `--key ${shown(`${dir}/client.key`)}`,
-    `-H 'content-type: application/json'`,
-    `-d '{"message":"aGVsbG8gaHNtZ2F0ZQ=="}'`,
+    'curl',
+    '-sS',
+    ...appTlsArgs(config, app),
+    '-H',
+    'content-type: application/json',
+    '-d',
+    JSON.stringify({ message: Buffer.from(message).toString('base64') }),
     `${gatewayUrl(config)}/v1/keys/${app}-signing/sign`,
-  ].join(' ')
+  ]
+}
+
+/** A curl command, with absolute paths, that signs a message as the demo application `app`. */
+export function curlExample(config: LoadedConfig, app: string): string {
+  return shellCommand(signCurlArgs(config, app, 'hello hsmgate'))
 }

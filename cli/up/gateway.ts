@@ -1,15 +1,18 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { socketPaths, type LoadedConfig } from '../../config/load.js'
 import { projectRoot } from '../../config/project-root.js'
 import { renderBootstrap, resolveEnvoyBinary } from '../../envoy/index.js'
 import type { Logger } from '../../log/logger.js'
 import { CliError } from '../cli-error.js'
+import { assertPortFree } from './port-check.js'
 import { waitUntilReady } from './readiness.js'
 import { Supervisor } from './supervisor.js'
 
 const READY_DEADLINE_MS = 60_000
 const SOCKET_DEADLINE_MS = 30_000
+/** A child that crashes this often before the gateway is ready will not start by itself. */
+const STARTUP_RESTART_LIMIT = 3
 
 /** A gateway whose processes run under supervision. */
 export interface RunningGateway {
@@ -23,26 +26,47 @@ export interface RunningGateway {
 /**
  * Renders the Envoy bootstrap, starts authz and the crypto backend, then Envoy, and resolves
  * once a health request has passed the whole path. Throws CliError with the children's last
- * output when the gateway does not become ready; nothing is left running then.
+ * output when the gateway does not become ready or `signal` aborts the start; nothing is left
+ * running then.
  */
-export async function startGateway(config: LoadedConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(
+  config: LoadedConfig,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<RunningGateway> {
   const root = projectRoot()
   const envoyBin = resolveEnvoyBinary(root)
+  await assertPortFree(config.listen.address, config.listen.port, 'listener')
+  await assertPortFree('127.0.0.1', config.envoy.admin_port, 'Envoy admin port')
+
   const logs = join(config.dir, 'logs')
   mkdirSync(config.runtime_dir, { recursive: true, mode: 0o700 })
   mkdirSync(logs, { recursive: true, mode: 0o700 })
+  const accessLog = join(logs, 'envoy-access.log')
+  // Envoy would create the access log with mode 0644; it names principals and addresses.
+  closeSync(openSync(accessLog, 'a', 0o600))
 
   const bootstrapPath = join(config.runtime_dir, 'envoy.json')
-  const bootstrap = renderBootstrap(config, join(logs, 'envoy-access.log'))
+  const bootstrap = renderBootstrap(config, accessLog)
   writeFileSync(bootstrapPath, JSON.stringify(bootstrap, null, 2), { mode: 0o600 })
 
   let reportFatal: (reason: string) => void = () => {}
   const fatal = new Promise<string>((resolve) => (reportFatal = resolve))
-  let failed = false
+  let fatalReason: string | undefined
   const supervisor = new Supervisor(logger, (name, reason) => {
-    failed = true
-    reportFatal(`${name}: ${reason}`)
+    fatalReason = `${name}: ${reason}`
+    reportFatal(fatalReason)
   })
+  const startupProblem = (): string | undefined => {
+    if (signal.aborted) return 'interrupted by a stop signal'
+    if (fatalReason !== undefined) return fatalReason
+    const looping = supervisor.names().find((n) => supervisor.restarts(n) >= STARTUP_RESTART_LIMIT)
+    if (looping !== undefined) {
+      return `${looping} exited ${supervisor.restarts(looping)} times: ${supervisor.lastMessage(looping)}`
+    }
+    return undefined
+  }
+
   const node = process.execPath
   const child = (name: string, script: string) => ({
     name,
@@ -58,17 +82,22 @@ export async function startGateway(config: LoadedConfig, logger: Logger): Promis
   supervisor.start(child('crypto-backend', 'crypto-backend/main.js'))
 
   try {
-    await waitForFiles([sockets.authz, sockets.backend], SOCKET_DEADLINE_MS, () => failed)
-    supervisor.start({
-      name: 'envoy',
-      command: envoyBin,
-      args: ['-c', bootstrapPath, '--disable-hot-restart', '--log-level', 'warn'],
-      logFile: join(logs, 'envoy.log'),
-    })
-    const problem = await waitUntilReady(config, READY_DEADLINE_MS, () => failed)
-    if (failed || problem !== undefined) {
-      const reason = failed ? await fatal : problem
-      throw new CliError(`gateway did not become ready: ${reason}; logs are in ${logs}`)
+    const aborted = (): boolean => startupProblem() !== undefined
+    await waitForFiles([sockets.authz, sockets.backend], SOCKET_DEADLINE_MS, aborted)
+    if (!aborted()) {
+      supervisor.start({
+        name: 'envoy',
+        command: envoyBin,
+        args: ['-c', bootstrapPath, '--disable-hot-restart', '--log-level', 'warn'],
+        logFile: join(logs, 'envoy.log'),
+      })
+    }
+    const probeProblem = aborted()
+      ? undefined
+      : await waitUntilReady(config, READY_DEADLINE_MS, aborted)
+    const problem = startupProblem() ?? probeProblem
+    if (problem !== undefined) {
+      throw new CliError(`gateway did not become ready: ${problem}; logs are in ${logs}`)
     }
   } catch (error) {
     await supervisor.stop()

@@ -57,9 +57,18 @@ export class Supervisor {
     this.launch(running)
   }
 
-  /** Returns the last lines a child wrote, for error messages. */
-  tail(name: string): string[] {
-    return this.children.get(name)?.tail ?? []
+  /** Returns the last message a child wrote, for error reports. */
+  lastMessage(name: string): string {
+    return lastMessage(this.children.get(name)?.tail ?? [])
+  }
+
+  /** Returns how often a child has been restarted since its last stable run. */
+  restarts(name: string): number {
+    return this.children.get(name)?.restarts ?? 0
+  }
+
+  names(): string[] {
+    return [...this.children.keys()]
   }
 
   pids(): number[] {

@@ -385,6 +385,7 @@ describe('gateway input errors', () => {
       `@${big}`,
     ])
     expect(res.status).toBe(413)
+    expect((res.json().error as { code: string }).code).toBe('payload_too_large')
   })
 
   it('keeps serving after the bad requests', async () => {

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process'
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -141,6 +141,24 @@ describe('hsmgate up', () => {
     expect(Number(after.stdout.trim())).not.toBe(pid)
   })
 
+  it('rejects a second gateway on a busy port', async () => {
+    const { dir } = await initGateway()
+    dirs.push(dir)
+    const config = join(dir, 'hsmgate.yaml')
+    writeFileSync(
+      config,
+      readFileSync(config, 'utf8').replace(/port: \d+\n/, `port: ${gateway.port}\n`),
+    )
+    const second = await run(process.execPath, [CLI, 'up', '--dir', dir]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    )
+    expect(second.code).toBe(78)
+    expect(second.stderr).toContain(`127.0.0.1:${gateway.port} cannot be bound`)
+    const res = await postJson(gateway, 'payments', '/v1/random', { length: 8 })
+    expect(res.status).toBe(200)
+  })
+
   it('answers 503 while authz is down, never allowing', async () => {
     const { stdout } = await run('pgrep', ['-f', `authz/main.js --config ${gateway.dir}`])
     process.kill(Number(stdout.trim()), 'SIGSTOP')
@@ -150,6 +168,20 @@ describe('hsmgate up', () => {
     } finally {
       process.kill(Number(stdout.trim()), 'SIGCONT')
     }
+  })
+
+  it('stops at once on SIGINT during startup', async () => {
+    const { dir } = await initGateway()
+    dirs.push(dir)
+    const up = spawn(process.execPath, [CLI, 'up', '--dir', dir], { stdio: 'ignore' })
+    const exited = new Promise<number | null>((resolve) => up.once('exit', resolve))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const sent = Date.now()
+    up.kill('SIGINT')
+    await exited
+    expect(Date.now() - sent).toBeLessThan(12_000)
+    const left = await waitFor(async () => (await processesUsing(dir)).length === 0, 5_000)
+    expect(left).toBe(true)
   })
 
   it('leaves no process behind after SIGTERM', async () => {
