@@ -8,19 +8,19 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCheckHandler, newDecisionId, type CheckRequest } from './check.js'
 import { verifyDecision } from './decision-header.js'
-import { parseRules } from './rules.js'
+import { starterPolicies } from '../cli/init/starter-policies.js'
+import { application, keyVersion, policyDirWith } from '../test/helpers/policy-fixtures.js'
+import type { DecisionRecord } from './decision-audit.js'
+import { loadPolicyEngine } from './policy-watch.js'
 
 const payments = 'spiffe://hsmgate.demo/app/payments'
-const rules = parseRules(
-  `rules:
-  - principal: ${payments}
-    operations: [random]
-  - principal: ${payments}
-    keys: ['payments-*']
-    operations: [sign]
-`,
-  'rules.yaml',
-)
+const policyDir = policyDirWith(starterPolicies())
+const engine = loadPolicyEngine(policyDir)
+const directory = {
+  application: (name: string) => (name === 'payments' ? application('payments') : undefined),
+  keyVersions: (name: string) =>
+    name.startsWith('payments-') ? [keyVersion(name, 'payments')] : [],
+}
 const secret = randomBytes(32)
 let dir: string
 let certificate: string
@@ -37,10 +37,14 @@ beforeAll(() => {
   certificate = encodeURIComponent(readFileSync(join(dir, 'c.pem'), 'utf8'))
 }, 30_000)
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true })
+  rmSync(policyDir, { recursive: true, force: true })
+})
 
-function handler(options: { throwOnRules?: boolean } = {}) {
+function handler(options: { throwOnPolicies?: boolean; failAudit?: boolean } = {}) {
   const lines: Record<string, unknown>[] = []
+  const audited: DecisionRecord[] = []
   const stream = new Writable({
     write(chunk, _encoding, callback) {
       lines.push(JSON.parse(String(chunk)) as Record<string, unknown>)
@@ -48,18 +52,23 @@ function handler(options: { throwOnRules?: boolean } = {}) {
     },
   })
   const check = createCheckHandler({
-    rules: () => {
-      if (options.throwOnRules === true) {
-        throw new Error('rules unavailable')
+    policies: () => {
+      if (options.throwOnPolicies === true) {
+        throw new Error('policies unavailable')
       }
-      return rules
+      return engine
+    },
+    directory,
+    audit: (record) => {
+      if (options.failAudit === true) throw new Error('disk full')
+      audited.push(record)
     },
     decisionSecret: secret,
     trustDomain: 'hsmgate.demo',
     logger: pino({ level: 'info' }, stream),
     now: () => Date.now(),
   })
-  return { check, lines }
+  return { check, lines, audited }
 }
 
 function request(http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http']) {
@@ -105,7 +114,9 @@ describe('createCheckHandler', () => {
     // One minute ahead keeps the clock inside the test certificate's validity period.
     const injected = Date.now() + 60_000
     const check = createCheckHandler({
-      rules: () => rules,
+      policies: () => engine,
+      directory,
+      audit: () => undefined,
       decisionSecret: secret,
       trustDomain: 'hsmgate.demo',
       logger: pino({ level: 'silent' }),
@@ -134,8 +145,8 @@ describe('createCheckHandler', () => {
     expect(response.ok_response?.headers_to_remove).toEqual(['x-hsmgate-extra'])
   })
 
-  it('denies with 503 when rules evaluation throws', () => {
-    const { check, lines } = handler({ throwOnRules: true })
+  it('denies with 503 when policy evaluation throws', () => {
+    const { check, lines } = handler({ throwOnPolicies: true })
     const response = check(request({ method: 'POST', path: '/v1/random' }))
     expect(response.status.code).toBe(7)
     expect(response.ok_response).toBeUndefined()
@@ -163,6 +174,55 @@ describe('createCheckHandler', () => {
     )
     expect(response.denied_response?.status.code).toBe(413)
     expect(deniedBody(response.denied_response?.body).code).toBe('body_too_large')
+  })
+
+  it('denies with 503 and audit_unavailable when the audit write fails', () => {
+    const { check, lines } = handler({ failAudit: true })
+    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    expect(response.ok_response).toBeUndefined()
+    expect(response.denied_response?.status.code).toBe(503)
+    expect(deniedBody(response.denied_response?.body).code).toBe('audit_unavailable')
+    expect(lines.some((l) => l.msg === 'audit write failed; request denied')).toBe(true)
+  })
+
+  it('audits an allow with its policy ids before answering', () => {
+    const { check, audited } = handler()
+    const response = check(request({ method: 'POST', path: '/v1/keys/payments-a/sign' }))
+    const id = response.ok_response?.headers[2]?.header.value
+    expect(audited).toEqual([
+      expect.objectContaining({ decisionId: id, allowed: true, policyIds: ['own-keys'] }),
+    ])
+  })
+
+  it('denies an unknown key with 404 key_not_found', () => {
+    const { check, audited } = handler()
+    const response = check(request({ method: 'POST', path: '/v1/keys/other-key/sign' }))
+    expect(response.denied_response?.status.code).toBe(404)
+    expect(deniedBody(response.denied_response?.body).code).toBe('key_not_found')
+    expect(audited[0]).toMatchObject({ allowed: false, reason: 'key_not_found' })
+  })
+
+  it('judges create-key on a new name as a key the caller would own', () => {
+    const { check, audited } = handler()
+    const body = Buffer.from('{"type":"aes-256","tags":["team-a"]}')
+    const response = check(
+      request({ method: 'POST', path: '/v1/keys/new-key/create', raw_body: body }),
+    )
+    expect(response.ok_response).toBeDefined()
+    expect(audited[0]).toMatchObject({ allowed: true, policyIds: ['own-keys'], key: 'new-key' })
+  })
+
+  it('denies create-key on a name another application already owns', () => {
+    const other = { ...directory, keyVersions: () => [keyVersion('taken', 'reporting')] }
+    const response = createCheckHandler({
+      policies: () => engine,
+      directory: other,
+      audit: () => undefined,
+      decisionSecret: secret,
+      trustDomain: 'hsmgate.demo',
+      logger: pino({ level: 'silent' }),
+    })(request({ method: 'POST', path: '/v1/keys/taken/create' }))
+    expect(response.denied_response?.status.code).toBe(403)
   })
 
   it('denies a request without attributes with 401', () => {

@@ -1,92 +1,54 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '../log/logger.js'
+import type { Application, KeyVersion } from '../store/store.js'
+import {
+  DECISION_HEADER,
+  DECISION_ID_HEADER,
+  PRINCIPAL_HEADER,
+  allowedResponse,
+  overwrite,
+  type CheckResponse,
+  type Deny,
+} from './check-response.js'
+import type { DecisionAuditor } from './decision-audit.js'
 import { bodyDigest, signDecision } from './decision-header.js'
 import { IdentityError, identityFromCertificate, type PeerIdentity } from './identity.js'
-import { describeOperation, resolveOperation, type Operation } from './operation.js'
-import type { RuleSet } from './rules.js'
+import { describeOperation, resolveOperation } from './operation.js'
+import type { PolicyEngine } from './policy-engine.js'
+import { resolvePrincipal } from './principal.js'
+import { prospectiveKey } from './prospective-key.js'
+import type { PolicyKey } from './policy-request.js'
+import { contextFacts } from './request-facts.js'
+import { collectHeaders, isPartialBody, requestBody, type CheckRequest } from './check-request.js'
+import { finish, internalError, type Facts, type Outcome } from './check-outcome.js'
 
-/** Request headers that an allow sets. The crypto backend trusts only these. */
-export const PRINCIPAL_HEADER = 'x-hsmgate-principal'
-export const DECISION_HEADER = 'x-hsmgate-decision'
-export const DECISION_ID_HEADER = 'x-hsmgate-decision-id'
+export {
+  DECISION_HEADER,
+  DECISION_ID_HEADER,
+  PRINCIPAL_HEADER,
+  type CheckResponse,
+  type HeaderValueOption,
+} from './check-response.js'
+export type { CheckRequest } from './check-request.js'
 
 /** Prefix of the headers that only ext_authz may set on requests to the backend. */
 export const RESERVED_HEADER_PREFIX = 'x-hsmgate-'
 
-/** google.rpc.Code values used in CheckResponse.status. */
-const GRPC_OK = 0
-const GRPC_PERMISSION_DENIED = 7
-
-/** envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD */
-const OVERWRITE_IF_EXISTS_OR_ADD = 2
-
-/** Envoy sets this request header to "true" when it sent only the first part of the body. */
-const PARTIAL_BODY_HEADER = 'x-envoy-auth-partial-body'
-
-/** The CheckRequest fields that the handler reads, as @grpc/proto-loader decodes them. */
-export interface CheckRequest {
-  attributes?: {
-    source?: { certificate?: string } | null
-    request?: {
-      http?: {
-        id?: string
-        method?: string
-        path?: string
-        headers?: Record<string, string>
-        header_map?: { headers?: { key?: string; value?: string; raw_value?: Uint8Array }[] } | null
-        body?: string
-        raw_body?: Uint8Array
-      } | null
-    } | null
-  } | null
-}
-
-export interface HeaderValueOption {
-  header: { key: string; value: string }
-  append: { value: boolean }
-  append_action: number
-}
-
-export interface CheckResponse {
-  status: { code: number; message: string }
-  ok_response?: {
-    headers: HeaderValueOption[]
-    headers_to_remove: string[]
-    response_headers_to_add: HeaderValueOption[]
-  }
-  denied_response?: {
-    status: { code: number }
-    headers: HeaderValueOption[]
-    body: string
-  }
-}
-
 export interface CheckHandlerOptions {
-  /** Returns the rules in force. It is called once per request, so reloads apply at once. */
-  readonly rules: () => RuleSet
+  /** Returns the policy set in force. It is called once per request, so reloads apply at once. */
+  readonly policies: () => PolicyEngine
+  /** Looks up registered applications and keys; read on every request, so changes apply at once. */
+  readonly directory: {
+    application(name: string): Application | undefined
+    keyVersions(name: string): KeyVersion[]
+  }
+  /** Writes each decision before the answer leaves; a throw turns the answer into a 503 deny. */
+  readonly audit: DecisionAuditor
   readonly decisionSecret: Buffer
   readonly trustDomain: string
   readonly logger: Logger
   /** Clock in milliseconds since the Unix epoch, replaced in tests. */
   readonly now?: () => number
-}
-
-/** Error codes in deny bodies, each with its fixed HTTP status. */
-type DenyCode =
-  | 'unauthenticated'
-  | 'invalid_key_name'
-  | 'unknown_route'
-  | 'forbidden'
-  | 'body_too_large'
-  | 'authz_error'
-
-/** A deny with the text for the client and the details for the log. */
-interface Deny {
-  readonly status: 400 | 401 | 403 | 404 | 413 | 503
-  readonly code: DenyCode
-  readonly message: string
-  readonly reason: string
-  readonly logFields?: Record<string, unknown>
 }
 
 /** Returns a random decision id: `d_` and 16 random bytes as base64url. */
@@ -96,81 +58,56 @@ export function newDecisionId(): string {
 
 /**
  * Builds the Check handler. It identifies the client from the peer certificate, maps the route
- * to an operation, evaluates the rules and returns an allow that carries a signed decision header,
- * or a deny with an HTTP status and JSON body. Every call logs one line with its decision id. Any
- * unexpected error becomes a 503 deny, never an allow.
+ * to an operation, resolves the application and key, evaluates the Cedar policies and returns an
+ * allow carrying a signed decision header, or a deny with an HTTP status and JSON body. Every
+ * decision is written to the audit before the answer, and when that write fails the answer is a 503
+ * deny. Any unexpected error also becomes a 503 deny, never an allow.
  */
 export function createCheckHandler(
   options: CheckHandlerOptions,
 ): (req: CheckRequest) => CheckResponse {
   const now = options.now ?? Date.now
-  const { logger } = options
-
   return (request) => {
-    const decisionId = newDecisionId()
+    const http = request.attributes?.request?.http
+    const facts: Facts = {
+      decisionId: newDecisionId(),
+      method: typeof http?.method === 'string' ? http.method : '',
+      path: typeof http?.path === 'string' ? http.path : '',
+      startedMs: performance.now(),
+      sourceAddress: sourceAddressOf(request),
+      body: new Uint8Array(),
+    }
+    let outcome: Outcome
     try {
-      return decide(options, request, decisionId, now())
+      outcome = decide(options, request, facts, now())
     } catch (error) {
-      logger.error(
-        { decision_id: decisionId, result: 'deny', reason: 'authz_error', err: error },
+      options.logger.error(
+        { decision_id: facts.decisionId, err: error },
         'authorization failed with an internal error',
       )
-      return deniedResponse(decisionId, {
-        status: 503,
-        code: 'authz_error',
-        message: 'authorization is unavailable; try again later',
-        reason: 'authz_error',
-      })
+      outcome = { allow: false, deny: internalError() }
     }
+    return finish(options, request, facts, outcome)
   }
 }
 
 function decide(
   options: CheckHandlerOptions,
   request: CheckRequest,
-  decisionId: string,
+  facts: Facts,
   nowMs: number,
-): CheckResponse {
+): Outcome {
   const http = request.attributes?.request?.http
-  const method = http?.method ?? ''
-  const path = http?.path ?? ''
-  const requestFields = {
-    decision_id: decisionId,
-    request_id: http?.id || undefined,
-    method,
-    path: path.slice(0, 256),
-  }
-  const deny = (
-    identity: PeerIdentity | undefined,
-    operation: Operation | undefined,
-    result: Deny,
-  ): CheckResponse => {
-    options.logger.info(
-      {
-        ...requestFields,
-        ...decisionFields(identity, operation),
-        result: 'deny',
-        reason: result.reason,
-        http_status: result.status,
-        ...result.logFields,
-      },
-      'authorization decision',
-    )
-    return deniedResponse(decisionId, result)
-  }
-
-  let identity: PeerIdentity
+  const denied = (deny: Deny): Outcome => ({ allow: false, deny })
   try {
-    identity = identityFromCertificate(
+    facts.identity = identityFromCertificate(
       request.attributes?.source?.certificate ?? '',
       options.trustDomain,
       nowMs,
     )
   } catch (error) {
-    if (!(error instanceof IdentityError)) {
-      throw error
-    }
-    return deny(undefined, undefined, {
+    if (!(error instanceof IdentityError)) throw error
+    return denied({
       status: 401,
       code: 'unauthenticated',
       message: 'a valid client certificate is required',
@@ -178,55 +115,106 @@ function decide(
       logFields: { detail: error.message },
     })
   }
+  const identity = facts.identity
+  const route = resolveOperation(facts.method, facts.path)
+  if (!route.ok) return denied({ ...route.error, reason: route.error.code })
+  const operation = (facts.operation = route.operation)
 
-  const route = resolveOperation(method, path)
-  if (!route.ok) {
-    return deny(identity, undefined, { ...route.error, reason: route.error.code })
-  }
-  const operation = route.operation
-
-  const rules = options.rules()
-  const verdict = rules.evaluate(identity.principal, operation)
-  if (!verdict.allowed) {
-    return deny(identity, operation, {
+  const forbidden = (reason: string, policyIds?: readonly string[], why?: string): Outcome =>
+    denied({
       status: 403,
       code: 'forbidden',
-      message: `principal ${identity.principal} may not ${describeOperation(operation)}`,
-      reason: verdict.reason,
-      logFields: { rules_version: rules.version },
+      message:
+        `principal ${identity.principal} may not ${describeOperation(operation)}` +
+        (why === undefined ? '' : `: ${why}`),
+      reason,
+      policyIds,
     })
-  }
+  const principal = resolvePrincipal(identity.principal, options.trustDomain, (name) =>
+    options.directory.application(name),
+  )
+  if (!principal.ok) return forbidden(principal.reason)
 
-  const requestHeaders = collectHeaders(http)
-  if (requestHeaders.get(PARTIAL_BODY_HEADER) === 'true') {
-    return deny(identity, operation, {
+  const headers = collectHeaders(http)
+  if (isPartialBody(http)) {
+    return denied({
       status: 413,
       code: 'body_too_large',
       message: 'request body is too large',
       reason: 'partial_body',
     })
   }
-  const body = http?.raw_body ?? new Uint8Array()
-  if (body.length === 0 && (http?.body ?? '').length > 0) {
-    // Envoy sends the body as a string unless with_request_body.pack_as_bytes is set. Hashing a
-    // string form could differ from the bytes the backend receives, so fail closed.
-    throw new Error('Envoy sent the request body as a string; set with_request_body.pack_as_bytes')
+  facts.body = requestBody(http)
+
+  let key: PolicyKey | undefined
+  if ('key' in operation) {
+    key = options.directory.keyVersions(operation.key)[0]
+    if (key === undefined && operation.name === 'create-key') {
+      key = prospectiveKey(operation.key, principal.principal, facts.body)
+    }
+    if (key === undefined) {
+      return denied({
+        status: 404,
+        code: 'key_not_found',
+        message: `no key named '${operation.key}'`,
+        reason: 'key_not_found',
+      })
+    }
   }
 
+  const application = principal.principal.kind === 'application'
+  const engine = options.policies()
+  const decision = engine.decide({
+    principal: principal.principal,
+    action: operation.name,
+    ...(key === undefined ? {} : { key }),
+    context: contextFacts({
+      identity,
+      application: application ? principal.principal.application : undefined,
+      sourceAddress: facts.sourceAddress,
+      body: facts.body,
+      nowMs,
+    }),
+  })
+  if (decision.errors.length > 0) {
+    options.logger.warn(
+      { decision_id: facts.decisionId, errors: decision.errors, policy_version: engine.version },
+      'policies failed to evaluate',
+    )
+  }
+  if (!decision.allowed) {
+    const ids = decision.policyIds
+    return forbidden(decision.reason, ids, `${decision.reason} (policy ${ids.join(', ')})`)
+  }
+  return {
+    allow: true,
+    headers: allowHeaders(options, identity, facts, headers, nowMs),
+    policyIds: decision.policyIds,
+    reason: decision.reason,
+  }
+}
+
+function allowHeaders(
+  options: CheckHandlerOptions,
+  identity: PeerIdentity,
+  facts: Facts,
+  requestHeaders: Map<string, string>,
+  nowMs: number,
+): CheckResponse {
   const headers = [
     overwrite(PRINCIPAL_HEADER, identity.principal),
     overwrite(
       DECISION_HEADER,
       signDecision(options.decisionSecret, {
-        decisionId,
+        decisionId: facts.decisionId,
         principal: identity.principal,
-        method,
-        path,
-        bodyDigest: bodyDigest(body),
+        method: facts.method,
+        path: facts.path,
+        bodyDigest: bodyDigest(facts.body),
         issuedAtMs: nowMs,
       }),
     ),
-    overwrite(DECISION_ID_HEADER, decisionId),
+    overwrite(DECISION_ID_HEADER, facts.decisionId),
   ]
   // Client-sent x-hsmgate-* headers must not reach the backend. Envoy applies headers_to_remove
   // after the headers it sets, so the headers set here are overwritten rather than removed.
@@ -234,84 +222,10 @@ function decide(
   const headersToRemove = [...requestHeaders.keys()]
     .filter((name) => name.startsWith(RESERVED_HEADER_PREFIX) && !setByAllow.has(name))
     .sort()
-
-  options.logger.info(
-    {
-      ...requestFields,
-      ...decisionFields(identity, operation),
-      result: 'allow',
-      reason: 'rule_matched',
-      rule_index: verdict.ruleIndex,
-      rules_version: rules.version,
-      body_bytes: body.length,
-      removed_headers: headersToRemove.length > 0 ? headersToRemove : undefined,
-    },
-    'authorization decision',
-  )
-  return {
-    status: { code: GRPC_OK, message: '' },
-    ok_response: { headers, headers_to_remove: headersToRemove, response_headers_to_add: [] },
-  }
+  return allowedResponse(headers, headersToRemove)
 }
 
-function decisionFields(
-  identity: PeerIdentity | undefined,
-  operation: Operation | undefined,
-): Record<string, unknown> {
-  return {
-    principal: identity?.principal ?? null,
-    cert_serial: identity?.serialNumber,
-    operation: operation?.name ?? null,
-    key: operation !== undefined && 'key' in operation ? operation.key : null,
-  }
-}
-
-function deniedResponse(decisionId: string, deny: Deny): CheckResponse {
-  const body = JSON.stringify({
-    error: { code: deny.code, message: deny.message, decision_id: decisionId },
-  })
-  return {
-    status: { code: GRPC_PERMISSION_DENIED, message: deny.code },
-    denied_response: {
-      status: { code: deny.status },
-      headers: [
-        overwrite('content-type', 'application/json'),
-        overwrite(DECISION_ID_HEADER, decisionId),
-      ],
-      body,
-    },
-  }
-}
-
-/**
- * Sets a header, replacing any value the client sent. Both the deprecated `append` field and
- * append_action request an overwrite, so Envoy overwrites whichever of the two it reads.
- */
-function overwrite(key: string, value: string): HeaderValueOption {
-  return {
-    header: { key, value },
-    append: { value: false },
-    append_action: OVERWRITE_IF_EXISTS_OR_ADD,
-  }
-}
-
-type HttpRequest = NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http']
-
-/**
- * Returns the request headers by lowercase name, from `headers` or, when Envoy's
- * encode_raw_headers is set, from `header_map`.
- */
-function collectHeaders(http: HttpRequest): Map<string, string> {
-  const headers = new Map<string, string>()
-  for (const [name, value] of Object.entries(http?.headers ?? {})) {
-    headers.set(name.toLowerCase(), value)
-  }
-  for (const entry of http?.header_map?.headers ?? []) {
-    const value =
-      entry.raw_value !== undefined && entry.raw_value.length > 0
-        ? Buffer.from(entry.raw_value).toString('latin1')
-        : (entry.value ?? '')
-    headers.set((entry.key ?? '').toLowerCase(), value)
-  }
-  return headers
+function sourceAddressOf(request: CheckRequest): string {
+  const address = request.attributes?.source?.address?.socket_address?.address
+  return typeof address === 'string' ? address : ''
 }

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto'
+import { keyProtectionOf, type KeyProtection } from './key-protection.js'
 
 /** The client identity taken from the peer certificate that Envoy verified. */
 export interface PeerIdentity {
@@ -14,6 +15,10 @@ export interface PeerIdentity {
   readonly notAfter: Date
   /** SHA-256 fingerprint as colon-separated hex. */
   readonly fingerprint256: string
+  /** IP address SANs, as node:crypto prints them. */
+  readonly ipAddresses: readonly string[]
+  /** Where the client's private key lives, from the key-protection extension. */
+  readonly keyProtection: KeyProtection
 }
 
 export type IdentityErrorCode =
@@ -64,6 +69,40 @@ export function identityFromCertificate(
   trustDomain: string,
   nowMs: number = Date.now(),
 ): PeerIdentity {
+  const cacheKey = `${trustDomain} ${encoded}`
+  const cached = identityCache.get(cacheKey)
+  if (cached === undefined) {
+    const identity = parseIdentity(encoded, trustDomain, nowMs)
+    if (identityCache.size >= IDENTITY_CACHE_LIMIT) identityCache.clear()
+    identityCache.set(cacheKey, identity)
+    return identity
+  }
+  checkValidity(cached, nowMs)
+  return cached
+}
+
+/**
+ * Parsed identities by trust domain and encoded certificate. Parsing costs more than the rest of
+ * a decision, and a client sends the same certificate on every request. Only successful parses
+ * are kept, and the validity period is checked again on every use.
+ */
+const identityCache = new Map<string, PeerIdentity>()
+const IDENTITY_CACHE_LIMIT = 1024
+
+function checkValidity(
+  identity: Pick<PeerIdentity, 'serialNumber' | 'notBefore' | 'notAfter'>,
+  nowMs: number,
+): void {
+  if (!(nowMs >= identity.notBefore.getTime() && nowMs <= identity.notAfter.getTime())) {
+    throw new IdentityError(
+      'certificate_expired',
+      `peer certificate ${identity.serialNumber} is valid from ` +
+        `${identity.notBefore.toISOString()} to ${identity.notAfter.toISOString()}, not now`,
+    )
+  }
+}
+
+function parseIdentity(encoded: string, trustDomain: string, nowMs: number): PeerIdentity {
   if (encoded.length === 0) {
     throw new IdentityError('certificate_missing', 'no peer certificate in the check request')
   }
@@ -87,15 +126,10 @@ export function identityFromCertificate(
 
   const notBefore = new Date(certificate.validFrom)
   const notAfter = new Date(certificate.validTo)
-  if (!(nowMs >= notBefore.getTime() && nowMs <= notAfter.getTime())) {
-    throw new IdentityError(
-      'certificate_expired',
-      `peer certificate ${certificate.serialNumber} is valid from ${notBefore.toISOString()} ` +
-        `to ${notAfter.toISOString()}, not now`,
-    )
-  }
+  checkValidity({ serialNumber: certificate.serialNumber, notBefore, notAfter }, nowMs)
 
-  const uris = uriSubjectAltNames(certificate.subjectAltName)
+  const sans = subjectAltNames(certificate.subjectAltName)
+  const uris = sans.filter((san) => san.type === 'URI').map((san) => san.value)
   if (uris.length === 0) {
     throw new IdentityError(
       'uri_san_missing',
@@ -135,6 +169,8 @@ export function identityFromCertificate(
     notBefore,
     notAfter,
     fingerprint256: certificate.fingerprint256,
+    ipAddresses: sans.filter((san) => san.type === 'IP Address').map((san) => san.value),
+    keyProtection: keyProtectionOf(certificate.raw, certificate.fingerprint256),
   }
 }
 
@@ -145,10 +181,19 @@ export function identityFromCertificate(
  * does not follow that format.
  */
 export function uriSubjectAltNames(subjectAltName: string | undefined): string[] {
+  return subjectAltNames(subjectAltName)
+    .filter((san) => san.type === 'URI')
+    .map((san) => san.value)
+}
+
+/** Returns every entry of X509Certificate.subjectAltName as type and value. */
+export function subjectAltNames(
+  subjectAltName: string | undefined,
+): { type: string; value: string }[] {
   if (subjectAltName === undefined || subjectAltName.length === 0) {
     return []
   }
-  const uris: string[] = []
+  const entries: { type: string; value: string }[] = []
   let position = 0
   for (let count = 0; position < subjectAltName.length; count++) {
     if (count >= MAX_SAN_ENTRIES) {
@@ -173,9 +218,7 @@ export function uriSubjectAltNames(subjectAltName: string | undefined): string[]
       end = separator === -1 ? subjectAltName.length : separator
       value = subjectAltName.slice(colon + 1, end)
     }
-    if (type === 'URI') {
-      uris.push(value)
-    }
+    entries.push({ type, value })
     if (end === subjectAltName.length) {
       break
     }
@@ -184,7 +227,7 @@ export function uriSubjectAltNames(subjectAltName: string | undefined): string[]
     }
     position = end + 2
   }
-  return uris
+  return entries
 }
 
 /** Returns the index just past the closing quote of the JSON string that starts at `start`. */

@@ -43,16 +43,24 @@ export {
 } from './operation.js'
 export { loadAuthzProtos, protoRoot, type AuthzProtos } from './protos.js'
 export {
-  keyMatches,
-  loadRules,
-  parseRules,
-  watchRules,
-  RuleSet,
-  RulesError,
-  type Rule,
-  type RuleDecision,
-  type RulesWatcher,
-} from './rules.js'
+  loadPolicyDir,
+  policyFiles,
+  PolicyError,
+  schemaText,
+  type LoadedPolicy,
+  type PolicySource,
+} from './policy-load.js'
+export {
+  PolicyEngine,
+  DEFAULT_DENY_ID,
+  DEFAULT_DENY_REASON,
+  type PolicyDecision,
+} from './policy-engine.js'
+export { loadPolicyEngine, watchPolicies, type PolicyWatcher } from './policy-watch.js'
+export { renderSchema, actionNames, ENTITY, NAMESPACE } from './policy-schema.js'
+export type { ContextFacts, PolicyPrincipal, PolicyRequest } from './policy-request.js'
+export { KEY_PROTECTION_OID, encodeKeyProtection, type KeyProtection } from './key-protection.js'
+export { authzAuditNode, storeAuditor, type DecisionAuditor } from './decision-audit.js'
 export {
   startAuthzServer,
   AUTHORIZATION_SERVICE_NAME,

@@ -1,7 +1,8 @@
 // Process entry of the ext_authz service: node dist/authz/main.js --config FILE
 import { parseArgs } from 'node:util'
-import { loadConfig, socketPaths } from '../config/load.js'
+import { loadConfig, policyDir, socketPaths } from '../config/load.js'
 import { createLogger, type Logger } from '../log/logger.js'
+import { SqliteStore } from '../store/sqlite-store.js'
 import { loadDecisionSecret } from './decision-header.js'
 import { startAuthzServer } from './server.js'
 
@@ -43,19 +44,29 @@ async function main(): Promise<number> {
     const config = loadConfig(values.config)
     logger = createLogger('authz', config.log_level)
     const socketPath = socketPaths(config).authz
-    const server = await startAuthzServer({
-      socketPath,
-      rulesFile: config.authz.rules,
-      decisionSecret: loadDecisionSecret(config.authz.decision_secret),
-      trustDomain: config.trust_domain,
-      logger,
-    })
-    logger.info(
-      { socket: socketPath, rules: config.authz.rules, trust_domain: config.trust_domain },
-      'authz ready',
-    )
-    await waitForStopSignal(logger)
-    await server.close()
+    const policies = policyDir(config)
+    // The store is shared with the backend through SQLite WAL; authz reads applications and keys
+    // from it and appends its own audit chain.
+    const store = new SqliteStore(config.store.sqlite)
+    try {
+      const server = await startAuthzServer({
+        socketPath,
+        policyDir: policies,
+        store,
+        nodeId: config.node_id,
+        decisionSecret: loadDecisionSecret(config.authz.decision_secret),
+        trustDomain: config.trust_domain,
+        logger,
+      })
+      logger.info(
+        { socket: socketPath, policies, trust_domain: config.trust_domain },
+        'authz ready',
+      )
+      await waitForStopSignal(logger)
+      await server.close()
+    } finally {
+      store.close()
+    }
     return 0
   } catch (error) {
     if (logger === undefined) {

@@ -1,5 +1,21 @@
 /** Operations that act on one named key. */
-export const KEYED_OPERATIONS = ['describe-key', 'sign', 'verify', 'encrypt', 'decrypt'] as const
+export const KEYED_OPERATIONS = [
+  'describe-key',
+  'sign',
+  'verify',
+  'encrypt',
+  'decrypt',
+  'hmac',
+  'hmac-verify',
+  'wrap',
+  'unwrap',
+  'data-key',
+  'create-key',
+  'rotate-key',
+  'disable-key',
+  'enable-key',
+  'destroy-key',
+] as const
 
 /** Operations that take no key. */
 export const KEYLESS_OPERATIONS = ['list-keys', 'random', 'health'] as const
@@ -84,14 +100,29 @@ export function resolveOperation(method: string, target: string): RouteResult {
   return unknownRoute(method, path)
 }
 
+/** The last path segment of POST /v1/keys/{name}/{segment} and the operation it names. */
+const KEYED_ROUTES: ReadonlyMap<string, KeyedOperationName> = new Map([
+  ['sign', 'sign'],
+  ['verify', 'verify'],
+  ['encrypt', 'encrypt'],
+  ['decrypt', 'decrypt'],
+  ['hmac', 'hmac'],
+  ['hmac-verify', 'hmac-verify'],
+  ['wrap', 'wrap'],
+  ['unwrap', 'unwrap'],
+  ['data-key', 'data-key'],
+  ['create', 'create-key'],
+  ['rotate', 'rotate-key'],
+  ['disable', 'disable-key'],
+  ['enable', 'enable-key'],
+  ['destroy', 'destroy-key'],
+])
+
 /** Returns the keyed operation a /v1/keys/{name}[/{operation}] request names, if any. */
 function keyedRouteName(method: string, segments: string[]): KeyedOperationName | undefined {
   if (segments.length === 4 && method === 'GET' && segments[3] !== '') return 'describe-key'
-  const name = segments[4]
-  if (segments.length !== 5 || method !== 'POST' || name === 'describe-key') return undefined
-  return (KEYED_OPERATIONS as readonly string[]).includes(name as string)
-    ? (name as KeyedOperationName)
-    : undefined
+  if (segments.length !== 5 || method !== 'POST') return undefined
+  return KEYED_ROUTES.get(segments[4] as string)
 }
 
 /** Formats an operation for messages, such as `sign with key 'payments-signing'`. */

@@ -1,6 +1,14 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -11,21 +19,13 @@ import type { CheckResponse } from './check.js'
 import { verifyDecision } from './decision-header.js'
 import { findProjectRoot, loadAuthzProtos } from './protos.js'
 import { SocketInUseError, startAuthzServer, type AuthzServer } from './server.js'
+import { starterPolicies } from '../cli/init/starter-policies.js'
+import { SqliteStore } from '../store/sqlite-store.js'
+import { application, keyVersion } from '../test/helpers/policy-fixtures.js'
 
 const trustDomain = 'hsmgate.demo'
 const payments = 'spiffe://hsmgate.demo/app/payments'
 const reporting = 'spiffe://hsmgate.demo/app/reporting'
-const rulesYaml = `rules:
-  - principal: ${payments}
-    operations: [list-keys, random]
-  - principal: ${payments}
-    keys: ['payments-*']
-    operations: [sign, verify, encrypt, decrypt]
-  - principal: ${reporting}
-    operations: [list-keys]
-  - principal: spiffe://hsmgate.demo/hsmgate/probe
-    operations: [health]
-`
 /** Text placed in request bodies to check that it never reaches the log. */
 const BODY_MARKER = 'BODY-CONTENT-MUST-NOT-BE-LOGGED'
 
@@ -36,6 +36,7 @@ let dir: string
 let socketPath: string
 let server: AuthzServer
 let client: grpc.Client
+let store: SqliteStore
 
 function makeCertificate(name: string, uri: string): string {
   const key = join(dir, `${name}.key`)
@@ -130,10 +131,19 @@ beforeAll(async () => {
   certificates.payments = makeCertificate('payments', payments)
   certificates.reporting = makeCertificate('reporting', reporting)
   certificates.outsider = makeCertificate('outsider', 'spiffe://evil.example/app/payments')
-  writeFileSync(join(dir, 'rules.yaml'), rulesYaml)
+  mkdirSync(join(dir, 'policies'))
+  for (const [name, text] of Object.entries(starterPolicies())) {
+    writeFileSync(join(dir, 'policies', name), text)
+  }
+  store = new SqliteStore(join(dir, 'store', 'hsmgate.db'))
+  store.putApplication(application('payments'))
+  store.putApplication(application('reporting'))
+  store.putKeyVersion(keyVersion('payments-signing', 'payments'))
   server = await startAuthzServer({
     socketPath,
-    rulesFile: join(dir, 'rules.yaml'),
+    policyDir: join(dir, 'policies'),
+    store,
+    nodeId: 'node-1',
     decisionSecret: secret,
     trustDomain,
     logger: captureLogger(),
@@ -145,6 +155,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close()
   await server?.close()
+  store?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -251,9 +262,13 @@ describe('authz gRPC server', () => {
     expect(decisionId).toMatch(/^d_[A-Za-z0-9_-]{22}$/)
     expect(errorBody(response)).toEqual({
       code: 'forbidden',
-      message: `principal ${reporting} may not sign with key 'payments-signing'`,
+      message:
+        `principal ${reporting} may not sign with key 'payments-signing': ` +
+        'no policy permits this request (policy default-deny)',
       decision_id: decisionId,
+      policy_ids: ['default-deny'],
     })
+    expect(response.denied_response?.body).not.toContain('resource.owner')
   })
 
   it('denies a missing certificate with 401', async () => {
@@ -316,7 +331,8 @@ describe('authz gRPC server', () => {
       operation: 'encrypt',
       key: 'payments-signing',
       result: 'allow',
-      reason: 'rule_matched',
+      reason: 'an application may use only the keys it owns',
+      policy_ids: ['own-keys'],
     })
     expect(deny?.[0]).toMatchObject({
       level: 30,
@@ -324,9 +340,61 @@ describe('authz gRPC server', () => {
       operation: 'encrypt',
       key: 'payments-signing',
       result: 'deny',
-      reason: 'operation_not_granted',
+      reason: 'no policy permits this request',
+      policy_ids: ['default-deny'],
     })
     expect(JSON.stringify(logLines)).not.toContain(BODY_MARKER)
+  })
+
+  it('audits every decision under its decision id before answering', async () => {
+    const ids: (string | undefined)[] = []
+    for (const certificate of [certificates.payments, certificates.reporting, undefined]) {
+      const response = await callCheck({
+        certificate,
+        method: 'POST',
+        path: '/v1/keys/payments-signing/sign',
+        body: Buffer.from(BODY_MARKER),
+      })
+      ids.push(headerValue(response, 'x-hsmgate-decision-id'))
+    }
+    const records = store.auditRecords('node-1/authz')
+    const [allow, deny, anonymous] = ids.map((id) => records.find((r) => r.decisionId === id))
+    expect(allow).toMatchObject({ principal: payments, outcome: 'ok', policyIds: ['own-keys'] })
+    expect(allow?.sourceAddress).toBe('127.0.0.1')
+    expect(allow?.certSerial).toMatch(/^[0-9A-F]+$/)
+    expect(deny).toMatchObject({
+      principal: reporting,
+      outcome: 'error',
+      status: 403,
+      errorCode: 'forbidden',
+      policyIds: ['default-deny'],
+      reason: 'no policy permits this request',
+    })
+    expect(anonymous).toMatchObject({ principal: '', status: 401, reason: 'certificate_missing' })
+    expect(JSON.stringify(records)).not.toContain(BODY_MARKER)
+  })
+
+  it('denies an application that is not registered', async () => {
+    const stranger = makeCertificate('stranger', 'spiffe://hsmgate.demo/app/stranger')
+    const response = await callCheck({ certificate: stranger, method: 'GET', path: '/v1/keys' })
+    expect(response.denied_response?.status.code).toBe(403)
+    const [line] = decisionLogs(headerValue(response, 'x-hsmgate-decision-id'))
+    expect(line?.reason).toBe('unknown_application')
+  })
+
+  it('denies a suspended application at once, without a policy reload', async () => {
+    store.putApplication(application('reporting', { suspended: true }))
+    try {
+      const response = await callCheck({
+        certificate: certificates.reporting,
+        method: 'GET',
+        path: '/v1/keys',
+      })
+      expect(response.denied_response?.status.code).toBe(403)
+      expect(errorBody(response).message).toContain('the application is suspended')
+    } finally {
+      store.putApplication(application('reporting'))
+    }
   })
 
   it('answers grpc.health.v1 Check', async () => {
@@ -362,7 +430,9 @@ describe('authz gRPC server', () => {
     await expect(
       startAuthzServer({
         socketPath,
-        rulesFile: join(dir, 'rules.yaml'),
+        policyDir: join(dir, 'policies'),
+        store,
+        nodeId: 'node-1',
         decisionSecret: secret,
         trustDomain,
         logger: pino({ level: 'silent' }),
@@ -379,7 +449,9 @@ describe('startAuthzServer lifecycle', () => {
 
     const second = await startAuthzServer({
       socketPath: stale,
-      rulesFile: join(dir, 'rules.yaml'),
+      policyDir: join(dir, 'policies'),
+      store,
+      nodeId: 'node-1',
       decisionSecret: secret,
       trustDomain,
       logger: pino({ level: 'silent' }),
@@ -394,7 +466,9 @@ describe('startAuthzServer lifecycle', () => {
     await expect(
       startAuthzServer({
         socketPath: file,
-        rulesFile: join(dir, 'rules.yaml'),
+        policyDir: join(dir, 'policies'),
+        store,
+        nodeId: 'node-1',
         decisionSecret: secret,
         trustDomain,
         logger: pino({ level: 'silent' }),

@@ -6,17 +6,24 @@ import type { Logger } from '../log/logger.js'
 import { createCheckHandler, type CheckRequest, type CheckResponse } from './check.js'
 import { MIN_SECRET_BYTES } from './decision-header.js'
 import { loadAuthzProtos } from './protos.js'
-import { watchRules } from './rules.js'
+import { storeAuditor } from './decision-audit.js'
+import { watchPolicies } from './policy-watch.js'
+import type { Store } from '../store/store.js'
 
 export interface AuthzServerOptions {
   /** Unix socket path that Envoy's ext_authz cluster connects to. */
   readonly socketPath: string
-  readonly rulesFile: string
+  /** Directory of .cedar policy files. */
+  readonly policyDir: string
+  /** Source of applications and keys, and the audit every decision is written to. */
+  readonly store: Pick<Store, 'application' | 'keyVersions' | 'appendAudit'>
+  /** This node's id; authz audits as `<nodeId>/authz`. */
+  readonly nodeId: string
   readonly decisionSecret: Buffer
   readonly trustDomain: string
   readonly logger: Logger
-  /** How often the rules file is checked for changes, in milliseconds. */
-  readonly rulesPollIntervalMs?: number
+  /** How often the policy directory is checked for changes, in milliseconds. */
+  readonly policyPollIntervalMs?: number
 }
 
 export interface AuthzServer {
@@ -55,7 +62,7 @@ const NOT_SERVING = 2
  * Starts the ext_authz gRPC server (envoy.service.auth.v3.Authorization/Check and
  * grpc.health.v1.Health/Check) on a Unix socket. A stale socket file left by a previous process
  * is removed first, but a socket that still accepts connections raises SocketInUseError. Throws
- * RulesError when the rules file is invalid.
+ * PolicyError when the policy directory is invalid.
  */
 export async function startAuthzServer(options: AuthzServerOptions): Promise<AuthzServer> {
   const { socketPath, logger } = options
@@ -63,22 +70,23 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     throw new TypeError(`decision secret must be at least ${MIN_SECRET_BYTES} bytes`)
   }
 
-  const rules = watchRules(options.rulesFile, {
+  const policies = watchPolicies(options.policyDir, {
     logger,
-    trustDomain: options.trustDomain,
-    intervalMs: options.rulesPollIntervalMs,
+    intervalMs: options.policyPollIntervalMs,
   })
   logger.info(
     {
-      file: options.rulesFile,
-      rules: rules.current().rules.length,
-      rules_version: rules.current().version,
+      dir: options.policyDir,
+      policies: policies.current().policies.size,
+      policy_version: policies.current().version,
     },
-    'authorization rules loaded',
+    'policies loaded',
   )
 
   const check = createCheckHandler({
-    rules: rules.current,
+    policies: policies.current,
+    directory: options.store,
+    audit: storeAuditor(options.store, options.nodeId),
     decisionSecret: options.decisionSecret,
     trustDomain: options.trustDomain,
     logger,
@@ -114,7 +122,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     await bind(server, `unix:${socketPath}`)
     chmodSync(socketPath, SOCKET_MODE)
   } catch (error) {
-    rules.close()
+    policies.close()
     server.forceShutdown()
     throw error
   }
@@ -123,7 +131,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
     serving = false
-    rules.close()
+    policies.close()
     await shutdown(server, logger)
     removeSocket(socketPath, logger)
     logger.info({ socket: socketPath }, 'authz gRPC server stopped')

@@ -4,6 +4,9 @@ import { parse } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type GatewayConfig } from './schema.js'
 
+/** Policy directory, relative to hsmgate.yaml, when authz.policies is not set. */
+export const DEFAULT_POLICY_DIR = 'policies'
+
 /** A configuration file that is missing, unreadable, or fails validation. */
 export class ConfigError extends Error {
   readonly code = 'config_invalid'
@@ -30,7 +33,8 @@ export function loadConfig(file: string): LoadedConfig {
   try {
     text = readFileSync(path, 'utf8')
   } catch (error) {
-    throw new ConfigError(`cannot read ${path}; run 'hsmgate init' to create a setup`, {
+    const hint = `run 'hsmgate init --dir ${dirname(path)}' to create a setup there`
+    throw new ConfigError(`cannot read ${path}; ${hint}`, {
       cause: error,
     })
   }
@@ -56,7 +60,8 @@ function formatIssues(issues: z.core.$ZodIssue[]): string {
   return issues
     .map((issue) => {
       const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)'
-      return `  ${field}: ${issue.message}`
+      const missing = issue.code === 'invalid_type' && issue.message.endsWith('received undefined')
+      return `  ${field}: ${missing ? `missing; ${issue.message.replace(/, received undefined$/, '')}` : issue.message}`
     })
     .join('\n')
 }
@@ -87,8 +92,7 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
       trust_bundle: at(config.tls.trust_bundle),
     },
     authz: {
-      ...config.authz,
-      rules: at(config.authz.rules),
+      policies: at(config.authz.policies ?? DEFAULT_POLICY_DIR),
       decision_secret: at(config.authz.decision_secret),
     },
     backend: { ...config.backend, decision_secret: at(config.backend.decision_secret) },
@@ -109,6 +113,11 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
     pki: { ...config.pki, ca_cert: at(config.pki.ca_cert) },
     probe: { cert: at(config.probe.cert), key: at(config.probe.key) },
   }
+}
+
+/** The policy directory of a loaded configuration, absolute. */
+export function policyDir(config: LoadedConfig): string {
+  return config.authz.policies ?? resolve(config.dir, DEFAULT_POLICY_DIR)
 }
 
 /** Socket paths inside the runtime directory; every process derives them the same way. */

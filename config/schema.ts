@@ -63,14 +63,25 @@ export const configSchema = z
       .strict(),
     authz: z
       .object({
-        rules: relativeOrAbsolutePath,
+        /** Directory of Cedar policy files (*.cedar). Default: policies next to hsmgate.yaml. */
+        policies: relativeOrAbsolutePath.optional(),
+        /** The YAML rules file of earlier versions; accepted only to explain the migration. */
+        rules: z
+          .unknown()
+          .optional()
+          .refine((value) => value === undefined, {
+            message:
+              'the YAML rules engine is replaced by Cedar policies; remove authz.rules and ' +
+              "set authz.policies to a directory of .cedar files ('hsmgate init' writes policies/)",
+          }),
         decision_secret: relativeOrAbsolutePath,
       })
       .strict(),
     backend: z
       .object({
         decision_secret: relativeOrAbsolutePath,
-        decision_max_age_ms: z.number().int().min(100).max(60_000).default(5_000),
+        // Long enough to cover queueing under load; the backend's replay cache stops reuse.
+        decision_max_age_ms: z.number().int().min(100).max(60_000).default(30_000),
       })
       .strict(),
     hsm: z

@@ -7,7 +7,7 @@ export const initHelp = `Usage: hsmgate init [options]
 
 Creates an embedded gateway setup: two SoftHSM2 tokens forming a two-member cluster, a demo
 root CA whose key is generated in the HSM, the gateway's certificate, the demo applications
-'payments' and 'reporting' with client certificates and HSM keys, starter rules and
+'payments' and 'reporting' with client certificates and HSM keys, starter Cedar policies and
 hsmgate.yaml.
 
 Options:

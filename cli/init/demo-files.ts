@@ -26,24 +26,6 @@ export function softhsmConf(layout: StateLayout): string {
   ].join('\n')
 }
 
-/** Renders the starter rules: each application may use its own keys, and the probe only health. */
-export function starterRules(trustDomain: string): string {
-  const rules = DEMO_APPS.flatMap((app) => [
-    { principal: appPrincipal(trustDomain, app), operations: ['list-keys', 'random'] },
-    {
-      principal: appPrincipal(trustDomain, app),
-      keys: [`${app}-*`],
-      operations: ['describe-key', 'sign', 'verify', 'encrypt', 'decrypt'],
-    },
-  ])
-  rules.push({ principal: probePrincipal(trustDomain), operations: ['health'] })
-  return (
-    '# Starter rules: default deny; a request is allowed when one rule names its principal,\n' +
-    '# its operation and (for key operations) a key pattern that matches.\n' +
-    stringify({ rules })
-  )
-}
-
 export interface ConfigOptions {
   listenAddress: string
   listenPort: number
@@ -66,8 +48,8 @@ export function gatewayConfig(options: ConfigOptions): string {
       server_key: 'pki/gateway.key',
       trust_bundle: 'pki/trust-bundle.pem',
     },
-    authz: { rules: 'rules.yaml', decision_secret: 'secrets/decision.key' },
-    backend: { decision_secret: 'secrets/decision.key', decision_max_age_ms: 5000 },
+    authz: { policies: 'policies', decision_secret: 'secrets/decision.key' },
+    backend: { decision_secret: 'secrets/decision.key', decision_max_age_ms: 30000 },
     hsm: {
       environment: { SOFTHSM2_CONF: 'hsm/softhsm2.conf' },
       members: options.members.map((m) => ({

@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import type * as x509 from '@peculiar/x509'
 import type { MemberConfig } from '../../config/schema.js'
 import { HsmCluster, initializeToken, randomPin } from '../../crypto-backend/hsm/index.js'
@@ -14,9 +15,9 @@ import {
   gatewayConfig,
   probePrincipal,
   softhsmConf,
-  starterRules,
 } from './demo-files.js'
 import { writePrivateFile, writePublicFile } from './secret-files.js'
+import { starterPolicies } from './starter-policies.js'
 import { stateLayout, type StateLayout } from './state-layout.js'
 
 const HOUR = 3_600_000
@@ -43,7 +44,7 @@ export interface InitOptions {
 /**
  * Creates a complete embedded gateway under `dir`: two SoftHSM2 tokens as a two-member
  * cluster, a demo root CA whose key is generated in the HSM, the gateway's certificate, two
- * demo applications with certificates and keys, starter rules and hsmgate.yaml. On failure it
+ * demo applications with certificates and keys, starter policies and hsmgate.yaml. On failure it
  * removes what it wrote, so no half-written setup remains.
  */
 export async function createEmbeddedSetup(options: InitOptions): Promise<StateLayout> {
@@ -113,7 +114,10 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
       logger.info({ app }, 'demo application created')
     }
 
-    writePublicFile(layout.rules, starterRules(DEMO_TRUST_DOMAIN))
+    mkdirSync(layout.policies, { recursive: true, mode: 0o755 })
+    for (const [name, text] of Object.entries(starterPolicies())) {
+      writePublicFile(join(layout.policies, name), text)
+    }
     writePublicFile(
       layout.config,
       gatewayConfig({

@@ -7,7 +7,7 @@ export function stateLayout(dir: string) {
   return {
     root,
     config: at('hsmgate.yaml'),
-    rules: at('rules.yaml'),
+    policies: at('policies'),
     softhsmConf: at('hsm', 'softhsm2.conf'),
     tokens: at('hsm', 'tokens'),
     secrets: at('secrets'),

@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto'
+import type { AuditEntry, Store } from '../store/store.js'
+
+/** What authz records about one decision. */
+export interface DecisionRecord {
+  readonly decisionId: string
+  readonly principal: string | undefined
+  readonly certSerial: string | undefined
+  readonly sourceAddress: string
+  readonly operation: string | undefined
+  readonly key: string | undefined
+  readonly allowed: boolean
+  /** 200 for an allow, the deny's HTTP status otherwise. */
+  readonly status: number
+  readonly code: string | undefined
+  readonly policyIds: readonly string[]
+  readonly reason: string
+  readonly body: Uint8Array
+  readonly startedMs: number
+}
+
+/** Writes one decision durably; throws when it cannot. */
+export type DecisionAuditor = (record: DecisionRecord) => void
+
+/** The audit writer id of authz on a node; the backend on the same node writes `nodeId`. */
+export function authzAuditNode(nodeId: string): string {
+  return `${nodeId}/authz`
+}
+
+/**
+ * Returns an auditor that appends every decision to the store under authz's own hash chain.
+ * The record shares its decision id with the backend's record of the same request. Only the
+ * body's SHA-256 is stored, never its content.
+ */
+export function storeAuditor(store: Pick<Store, 'appendAudit'>, nodeId: string): DecisionAuditor {
+  const node = authzAuditNode(nodeId)
+  return (record) => {
+    const entry: AuditEntry = {
+      time: new Date().toISOString(),
+      node,
+      principal: record.principal ?? '',
+      certSerial: record.certSerial ?? null,
+      sourceAddress: record.sourceAddress === '' ? null : record.sourceAddress,
+      decisionId: record.decisionId,
+      operation: record.operation ?? 'unknown',
+      key: record.key ?? null,
+      keyVersion: null,
+      outcome: record.allowed ? 'ok' : 'error',
+      status: record.status,
+      errorCode: record.code ?? null,
+      policyIds: [...record.policyIds],
+      reason: record.reason,
+      requestDigest: createHash('sha256').update(record.body).digest('hex'),
+      latencyMs: Math.round((performance.now() - record.startedMs) * 1000) / 1000,
+    }
+    store.appendAudit(entry)
+  }
+}
