@@ -9,6 +9,8 @@ export type ApiErrorCode =
   | 'decrypt_failed'
   | 'key_not_found'
   | 'key_disabled'
+  | 'key_destroyed'
+  | 'key_exists'
   | 'wrong_key_type'
   | 'not_authorized'
   | 'not_found'

@@ -3,8 +3,11 @@ import { auditRecorder } from './audit/audit-recorder.js'
 import type { BackendDeps, BackendEnv } from './context.js'
 import { decisionGuard } from './decision-guard.js'
 import { errorHandler, errorResponse } from './error-handler.js'
+import { registerDataKeyRoute } from './routes/data-key.js'
 import { registerDescribeRoute } from './routes/describe.js'
 import { registerEncryptRoutes } from './routes/encrypt.js'
+import { registerLifecycleRoutes } from './routes/lifecycle.js'
+import { registerMacAndWrapRoutes } from './routes/mac-and-wrap.js'
 import { registerServiceRoutes } from './routes/service.js'
 import { registerSignRoutes } from './routes/sign.js'
 
@@ -19,6 +22,9 @@ export function createApp(deps: BackendDeps): Hono<BackendEnv> {
   registerDescribeRoute(app, deps)
   registerSignRoutes(app, deps)
   registerEncryptRoutes(app, deps)
+  registerDataKeyRoute(app, deps)
+  registerMacAndWrapRoutes(app, deps)
+  registerLifecycleRoutes(app, deps)
 
   app.notFound((c) =>
     errorResponse(c, 404, 'not_found', 'no such operation', c.get('decisionId') ?? null),

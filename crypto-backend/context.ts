@@ -2,6 +2,7 @@ import type { HttpBindings } from '@hono/node-server'
 import type { Logger } from '../log/logger.js'
 import type { Store } from '../store/index.js'
 import type { HsmCluster } from './hsm/index.js'
+import type { KeyLifecycle } from './keys/key-lifecycle.js'
 import type { KeyRegistry } from './keys/key-registry.js'
 
 /** What the audit record of a request names, filled in by the route that serves it. */
@@ -28,6 +29,7 @@ export interface BackendDeps {
   cluster: HsmCluster
   store: Store
   keys: KeyRegistry
+  lifecycle: KeyLifecycle
   decisionSecret: Buffer
   decisionMaxAgeMs: number
   maxBodyBytes: number

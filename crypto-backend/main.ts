@@ -4,6 +4,7 @@ import { loadConfig, socketPaths } from '../config/load.js'
 import { createLogger } from '../log/logger.js'
 import { SqliteStore } from '../store/index.js'
 import { HsmCluster } from './hsm/index.js'
+import { KeyLifecycle } from './keys/key-lifecycle.js'
 import { KeyRegistry } from './keys/key-registry.js'
 import { startBackendServer } from './server.js'
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
       cluster,
       store,
       keys: new KeyRegistry(store),
+      lifecycle: new KeyLifecycle(store, cluster),
       decisionSecret: loadDecisionSecret(config.backend.decision_secret),
       decisionMaxAgeMs: config.backend.decision_max_age_ms,
       maxBodyBytes: config.envoy.max_request_bytes,

@@ -8,5 +8,6 @@ export type {
   KeyVersion,
   Store,
 } from './store.js'
+export { KEY_TYPES } from './store.js'
 export { SqliteStore } from './sqlite-store.js'
 export { chainHash, GENESIS_HASH } from './audit-chain.js'

@@ -56,6 +56,8 @@ interface AuditRow {
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database
+  /** Prepared statements of the key lookups, which run on every request. */
+  private readonly statements = new Map<string, Database.Statement>()
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
@@ -96,10 +98,19 @@ export class SqliteStore implements Store {
   }
 
   keyVersions(name: string): KeyVersion[] {
-    const rows = this.db
-      .prepare('SELECT * FROM keys WHERE name = ? ORDER BY version DESC')
-      .all(name) as KeyRow[]
+    const rows = this.statement('SELECT * FROM keys WHERE name = ? ORDER BY version DESC').all(
+      name,
+    ) as KeyRow[]
     return rows.map(toKeyVersion)
+  }
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql)
+    if (statement === undefined) {
+      statement = this.db.prepare(sql)
+      this.statements.set(sql, statement)
+    }
+    return statement
   }
 
   listKeys(): KeyVersion[] {

@@ -1,5 +1,18 @@
 /** Key types the gateway can hold. */
-export type KeyType = 'ec-p256' | 'aes-256'
+export const KEY_TYPES = [
+  'ec-p256',
+  'ec-p384',
+  'ed25519',
+  'rsa-2048',
+  'rsa-3072',
+  'rsa-4096',
+  'aes-256',
+  'aes-256-wrap',
+  'hmac-sha256',
+  'hmac-sha384',
+] as const
+
+export type KeyType = (typeof KEY_TYPES)[number]
 
 /** State of one key version's lifecycle; a destroyed version has no key material left. */
 export type KeyState = 'enabled' | 'disabled' | 'destroyed'

@@ -11,12 +11,30 @@ import { loginUser, memberTokenSelector, openLoggedInPool } from './token-login.
 
 export type MemberState = 'healthy' | 'failed'
 
+/** Counters since the process started; they only grow. */
+export interface MemberCounters {
+  /** Calls run on the member (operations, health checks and key management). */
+  operations: number
+  /** Calls that failed, for any reason. */
+  errors: number
+  /** Calls that failed because of the member (device, session, login or timeout). */
+  faults: number
+  timeouts: number
+  /** Operations that came to this member as the retry of another member's fault. */
+  retries: number
+  /** Transitions from healthy to failed. */
+  failovers: number
+  /** Transitions from failed back to healthy. */
+  recoveries: number
+}
+
 export interface MemberStatus {
   name: string
   state: MemberState
   lastError?: string
   sessions: number
   inUse: number
+  counters: MemberCounters
 }
 
 /**
@@ -29,6 +47,15 @@ export class ClusterMember {
   private lastError?: string
   private readonly handles = new HandleCache()
   private rechecking = false
+  private readonly counters: MemberCounters = {
+    operations: 0,
+    errors: 0,
+    faults: 0,
+    timeouts: 0,
+    retries: 0,
+    failovers: 0,
+    recoveries: 0,
+  }
 
   private constructor(
     private readonly config: MemberConfig,
@@ -81,6 +108,7 @@ export class ClusterMember {
       state: this.state,
       sessions: this.pool.sessions,
       inUse: this.pool.inUse,
+      counters: { ...this.counters },
     }
     if (this.lastError !== undefined) status.lastError = this.lastError
     return status
@@ -93,6 +121,7 @@ export class ClusterMember {
    * the call itself cannot be cancelled.
    */
   async run<T>(operation: string, action: (session: pkcs11js.Handle) => Promise<T>): Promise<T> {
+    this.counters.operations += 1
     try {
       const lease = await this.pool.acquire()
       const work = Promise.resolve().then(() => action(lease.session))
@@ -103,7 +132,12 @@ export class ClusterMember {
       return await withTimeout(work, this.operationTimeoutMs, () => this.timeoutError(operation))
     } catch (error) {
       const hsmError = toHsmError(error, this.name, operation)
-      if (hsmError.memberFault) this.markFailed(hsmError)
+      this.counters.errors += 1
+      if (hsmError.code === 'hsm_timeout') this.counters.timeouts += 1
+      if (hsmError.memberFault) {
+        this.counters.faults += 1
+        this.markFailed(hsmError)
+      }
       throw hsmError
     }
   }
@@ -159,10 +193,32 @@ export class ClusterMember {
     loginUser(this.pkcs11, session, this.config, this.logger)
   }
 
+  /** Counts an operation that reached this member as the retry of another member's fault. */
+  noteRetry(): void {
+    this.counters.retries += 1
+  }
+
+  /**
+   * Health check of a healthy member: C_GetTokenInfo and C_GetSessionInfo on a pooled session,
+   * within operation_timeout_ms. A fault marks the member failed, like any other call.
+   */
+  async probe(): Promise<void> {
+    if (this.state !== 'healthy') return
+    try {
+      await this.run('health check', async (session) => {
+        this.pkcs11.C_GetTokenInfo(this.slot)
+        this.pkcs11.C_GetSessionInfo(session)
+      })
+    } catch {
+      // run() has marked the member failed when the error was a member fault.
+    }
+  }
+
   markFailed(error: HsmError): void {
     this.lastError = error.message
     if (this.state === 'failed') return
     this.state = 'failed'
+    this.counters.failovers += 1
     this.logger.warn(
       { member: this.name, code: error.code, ckr: error.pkcs11?.ckr, err: error.message },
       `hsm member ${this.name}: healthy -> failed`,
@@ -190,6 +246,7 @@ export class ClusterMember {
       this.handles.clear()
       await old.close(0)
       this.state = 'healthy'
+      this.counters.recoveries += 1
       this.logger.info({ member: this.name }, `hsm member ${this.name}: failed -> healthy`)
     } catch (error) {
       this.lastError = toHsmError(error, this.name, 'recheck').message

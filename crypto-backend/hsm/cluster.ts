@@ -12,18 +12,19 @@ import {
 } from './dispatch.js'
 import { HsmError } from './errors.js'
 import * as checks from './input-checks.js'
+import { KEY_KINDS } from './key-kinds.js'
 import { generateReplicated } from './key-replication.js'
-import { aesSpec, ecP256Spec } from './key-specs.js'
-import { P256_EC_PARAMS, type KeyRef } from './key-templates.js'
+import { keySpec } from './key-specs.js'
+import type { KeyRef } from './key-templates.js'
 import * as crypto from './member-crypto.js'
-import { readAttributes } from './object-search.js'
-import { p256Spki } from './spki.js'
+import { readPublicKeySpki } from './public-key.js'
+import type { KeyType } from '../../store/index.js'
 
 export interface HsmClusterOptions {
   logger: Logger
   /** Set in process.env before any module loads, e.g. SOFTHSM2_CONF. */
   environment?: Record<string, string>
-  /** How often failed members are probed; default 5000 ms. */
+  /** How often every member gets its health check (failed ones a full re-check); default 5000 ms. */
   recheckIntervalMs?: number
 }
 
@@ -73,43 +74,47 @@ export class HsmCluster {
     return new HsmCluster(opened, options.logger, interval)
   }
 
-  /** Generates an EC key pair on every member; returns the SubjectPublicKeyInfo DER. */
-  async generateEcKeyPair(ref: KeyRef, curve: 'P-256'): Promise<Buffer> {
+  /**
+   * Generates a key of `type` on one member and replicates it to every other healthy member
+   * under the same CKA_ID. Returns the SubjectPublicKeyInfo DER for asymmetric keys.
+   */
+  async generateKey(type: KeyType, ref: KeyRef): Promise<Buffer | undefined> {
     this.requireOpen()
     checks.checkRef(ref)
-    checks.checkCurve(curve)
-    const source = await generateReplicated(this.members, ecP256Spec(ref), this.logger)
-    const { ecPoint } = source.objects
-    if (ecPoint === undefined) throw new Error('generated EC key has no CKA_EC_POINT')
-    this.logger.info(
-      { key_id: ref.id.toString('hex'), label: ref.label },
-      'EC P-256 key pair generated',
+    const kind = KEY_KINDS[type]
+    if (kind === undefined) throw new HsmError('hsm_operation_failed', `unknown key type ${type}`)
+    const spec = keySpec(kind, ref, `${type} key`)
+    const source = await generateReplicated(this.members, spec, this.logger)
+    this.logger.info({ key_id: ref.id.toString('hex'), label: ref.label, type }, 'key generated')
+    const { member, objects } = source
+    if (objects.public === undefined) return undefined
+    const publicKey = objects.public
+    return member.run('read public key', async (session) =>
+      readPublicKeySpki(member.pkcs11, session, member.name, publicKey),
     )
-    return p256Spki(P256_EC_PARAMS, ecPoint)
   }
 
-  /** Generates an AES key (CKA_ENCRYPT, CKA_DECRYPT, sensitive) on every member. */
+  /** Generates an EC P-256 key pair on every member; returns the SubjectPublicKeyInfo DER. */
+  async generateEcKeyPair(ref: KeyRef, curve: 'P-256'): Promise<Buffer> {
+    checks.checkCurve(curve)
+    const spki = await this.generateKey('ec-p256', ref)
+    if (spki === undefined) throw new Error('generated EC key has no public key')
+    return spki
+  }
+
+  /** Generates an AES-256 key (CKA_ENCRYPT, CKA_DECRYPT, sensitive) on every member. */
   async generateAesKey(ref: KeyRef, bits: 256): Promise<void> {
-    this.requireOpen()
-    checks.checkRef(ref)
     checks.checkAesBits(bits)
-    await generateReplicated(this.members, aesSpec(ref, bits), this.logger)
-    this.logger.info({ key_id: ref.id.toString('hex'), label: ref.label }, 'AES-256 key generated')
+    await this.generateKey('aes-256', ref)
   }
 
-  /** Returns the SubjectPublicKeyInfo DER of a P-256 key, built from CKA_EC_POINT. */
+  /** Returns the SubjectPublicKeyInfo DER of an EC, Ed25519 or RSA public key. */
   async publicKeySpki(id: Buffer): Promise<Buffer> {
     checks.checkId(id)
     return this.onKey(
       { id, objectClass: pkcs11js.CKO_PUBLIC_KEY },
       'publicKeySpki',
-      async (member, session, key) => {
-        const [params, point] = readAttributes(member.pkcs11, session, member.name, key, [
-          pkcs11js.CKA_EC_PARAMS,
-          pkcs11js.CKA_EC_POINT,
-        ])
-        return p256Spki(params ?? Buffer.alloc(0), point ?? Buffer.alloc(0))
-      },
+      async (member, session, key) => readPublicKeySpki(member.pkcs11, session, member.name, key),
     )
   }
 
@@ -207,7 +212,16 @@ export class HsmCluster {
     await Promise.all(this.members.map((member) => member.close()))
   }
 
-  private onKey<T>(key: KeySelector, operation: string, action: MemberAction<T>): Promise<T> {
+  /** Every member, healthy or not, in configuration order. */
+  get memberList(): readonly ClusterMember[] {
+    return this.members
+  }
+
+  /**
+   * Runs `action` on a healthy member that holds the key, round-robin; a member fault marks the
+   * member failed and the action is retried once on another member, so it must be idempotent.
+   */
+  onKey<T>(key: KeySelector, operation: string, action: MemberAction<T>): Promise<T> {
     this.requireOpen()
     return runOnKeyHolder(this.rotation(), key, operation, action)
   }
@@ -226,7 +240,9 @@ export class HsmCluster {
     this.rechecking = true
     try {
       for (const member of this.members) {
-        if (!member.healthy && !this.closed) await member.recheck()
+        if (this.closed) break
+        if (member.healthy) await member.probe()
+        else await member.recheck()
       }
     } finally {
       this.rechecking = false

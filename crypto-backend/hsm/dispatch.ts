@@ -36,6 +36,7 @@ export async function runOnKeyHolder<T>(
   const missingOn: string[] = []
   for (const member of candidates) {
     if (!member.healthy) continue
+    if (faults.length > 0) member.noteRetry()
     try {
       const attempt = await attemptOn(member, key, operation, action)
       if (!attempt.missing) return attempt.value
@@ -65,6 +66,7 @@ export async function runOnAnyMember<T>(
   const faults: HsmError[] = []
   for (const member of candidates) {
     if (!member.healthy) continue
+    if (faults.length > 0) member.noteRetry()
     try {
       return await member.run(operation, (session) => action(member, session))
     } catch (error) {

@@ -10,8 +10,8 @@ import { destroyQuietly, readAttributes } from './object-search.js'
 export interface KeyObjects {
   secret: pkcs11js.Handle
   public?: pkcs11js.Handle
-  /** CKA_EC_POINT of the public key, read on the source right after generation. */
-  ecPoint?: Buffer
+  /** Public attributes (CKA_EC_POINT, or modulus and exponent) read on the source. */
+  publicValues?: pkcs11js.Template
 }
 
 /** The key-type-specific steps of generation and replication. */
@@ -26,8 +26,12 @@ export interface ReplicatedKeySpec {
     wrapWithTrusted: boolean,
   ): Promise<KeyObjects>
   unwrapTemplate(wrapWithTrusted: boolean): pkcs11js.Template
-  /** Template of the public key object that a target creates from CKA_EC_POINT; EC keys only. */
-  publicImportTemplate?(ecPoint: Buffer): pkcs11js.Template
+  /** Template of the public key object that a target creates from the source's values. */
+  publicImportTemplate?(publicValues: pkcs11js.Template): pkcs11js.Template
+  /** Creates the key on a target directly, for keys that cannot be wrapped (Ed25519). */
+  importOnTarget?(member: ClusterMember, session: pkcs11js.Handle): Promise<KeyObjects>
+  /** Overwrites key material that the spec holds in memory; called when replication ends. */
+  dispose?(): void
 }
 
 const KEY_CLASSES = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY, pkcs11js.CKO_SECRET_KEY]
@@ -60,18 +64,22 @@ export async function generateReplicated(
   // Without a KEK (a one-member cluster) keys still get CKA_WRAP_WITH_TRUSTED, so that they can
   // leave the HSM only under an SO-created key if members are added later.
   const wrapWithTrusted = source.kekTrusted ?? true
-  const objects = await source.member.run(`generate ${spec.description}`, (session) =>
-    spec.generate(source.member, session, wrapWithTrusted),
-  )
-  const generated: SourcePlacement = { ...source, objects }
-  placements[0] = generated
   try {
-    await replicate(generated, targets, spec, wrapWithTrusted, logger)
-  } catch (error) {
-    await rollback(placements, spec)
-    throw error
+    const objects = await source.member.run(`generate ${spec.description}`, (session) =>
+      spec.generate(source.member, session, wrapWithTrusted),
+    )
+    const generated: SourcePlacement = { ...source, objects }
+    placements[0] = generated
+    try {
+      await replicate(generated, targets, spec, wrapWithTrusted, logger)
+    } catch (error) {
+      await rollback(placements, spec)
+      throw error
+    }
+    return generated
+  } finally {
+    spec.dispose?.()
   }
-  return generated
 }
 
 /** Checks on each healthy member that the CKA_ID is unused and the cluster KEK exists. */
@@ -134,14 +142,20 @@ async function replicate(
   if (targets.length === 0) return
   const { member, kek, objects } = source
   if (kek === undefined) throw new Error('cluster KEK handle missing on the source member')
-  const wrapped = await member.run(`wrap ${spec.description}`, (session) =>
-    wrapKey(member, session, kek, objects.secret),
-  )
+  const importOnTarget = spec.importOnTarget
+  const wrapped =
+    importOnTarget === undefined
+      ? await member.run(`wrap ${spec.description}`, (session) =>
+          wrapKey(member, session, kek, objects.secret),
+        )
+      : Buffer.alloc(0)
   try {
     for (const target of targets) {
       try {
         target.objects = await target.member.run(`replicate ${spec.description}`, (session) =>
-          placeOnTarget(source.objects, target, session, wrapped, spec, wrapWithTrusted),
+          importOnTarget !== undefined
+            ? importOnTarget(target.member, session)
+            : placeOnTarget(source.objects, target, session, wrapped, spec, wrapWithTrusted),
         )
       } catch (error) {
         if (!(error instanceof HsmError) || !error.memberFault) throw error
@@ -172,10 +186,10 @@ async function placeOnTarget(
   if (kek === undefined) throw new Error(`cluster KEK handle missing on member '${member.name}'`)
   const template = spec.unwrapTemplate(wrapWithTrusted)
   const secret = await unwrapKey(member, session, kek, wrapped, template)
-  const { ecPoint } = sourceObjects
+  const { publicValues } = sourceObjects
   let publicKey: pkcs11js.Handle | undefined
-  if (spec.publicImportTemplate !== undefined && ecPoint !== undefined) {
-    const publicTemplate = spec.publicImportTemplate(ecPoint)
+  if (spec.publicImportTemplate !== undefined && publicValues !== undefined) {
+    const publicTemplate = spec.publicImportTemplate(publicValues)
     try {
       publicKey = callSync(member.name, 'C_CreateObject', () =>
         member.pkcs11.C_CreateObject(session, publicTemplate),

@@ -4,8 +4,8 @@ import { HsmError, callAsync } from './errors.js'
 
 /** CKM_AES_KEY_WRAP_PAD (0x210A, RFC 5649), which SoftHSM2 2.6.1 supports for EC and AES keys. */
 const WRAP_MECHANISM: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }
-/** Output buffer for C_WrapKey; a wrapped P-256 PKCS#8 key is about 80 bytes. */
-const WRAPPED_BUFFER_LENGTH = 2048
+/** Output buffer for C_WrapKey; a wrapped RSA-4096 PKCS#8 key is about 2,400 bytes. */
+const WRAPPED_BUFFER_LENGTH = 4096
 
 /** Wraps `key` under `kek`; the caller overwrites the returned buffer after use. */
 export async function wrapKey(

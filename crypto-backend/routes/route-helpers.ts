@@ -11,7 +11,7 @@ export function keyContext(
   c: Context<BackendEnv>,
   deps: BackendDeps,
   operation: string,
-  type: KeyType,
+  type: KeyType | readonly KeyType[],
   version?: number,
 ): KeyVersion {
   const name = c.req.param('name') ?? ''

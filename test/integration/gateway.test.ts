@@ -336,6 +336,13 @@ describe('gateway input errors', () => {
       code: 'wrong_key_type',
     },
     {
+      name: 'empty plaintext',
+      path: '/v1/keys/payments-data/encrypt',
+      body: '{"plaintext":""}',
+      status: 400,
+      code: 'invalid_request',
+    },
+    {
       name: 'random length',
       path: '/v1/random',
       body: '{"length":4096}',
