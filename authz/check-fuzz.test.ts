@@ -64,7 +64,7 @@ function handler() {
       application: (name) => (name === 'payments' ? application('payments') : undefined),
       keyVersions: (name) => (name === 'payments-signing' ? [keyVersion(name, 'payments')] : []),
     },
-    audit: (record) => void audited.push(record),
+    audit: async (record) => void audited.push(record),
     decisionSecret: randomBytes(32),
     trustDomain: 'hsmgate.demo',
     logger: pino({ level: 'silent' }),
@@ -122,7 +122,10 @@ function junkHttp(g: ReturnType<typeof generator>) {
   }
 }
 
-function expectDeny(response: ReturnType<ReturnType<typeof handler>['check']>, status?: number) {
+function expectDeny(
+  response: Awaited<ReturnType<ReturnType<typeof handler>['check']>>,
+  status?: number,
+) {
   expect(response.ok_response).toBeUndefined()
   expect(response.status.code).toBe(7)
   const body = JSON.parse(response.denied_response?.body ?? '') as { error: Record<string, string> }
@@ -132,7 +135,7 @@ function expectDeny(response: ReturnType<ReturnType<typeof handler>['check']>, s
 }
 
 describe('malformed CheckRequests', () => {
-  it('denies every request without a valid certificate with 401 and audits it', () => {
+  it('denies every request without a valid certificate with 401 and audits it', async () => {
     const g = generator(1)
     const { check, audited } = handler()
     for (let i = 0; i < CASES; i++) {
@@ -143,13 +146,13 @@ describe('malformed CheckRequests', () => {
           request: { http: junkHttp(g) },
         },
       }
-      expectDeny(check(request), 401)
+      expectDeny(await check(request), 401)
     }
     expect(audited).toHaveLength(CASES)
     expect(audited.every((r) => !r.allowed && r.reason.length > 0)).toBe(true)
   }, 30_000)
 
-  it('denies a truncated body whichever header form marks it', () => {
+  it('denies a truncated body whichever header form marks it', async () => {
     const g = generator(2)
     const { check } = handler()
     const certificate = encodeURIComponent(validPem)
@@ -161,11 +164,11 @@ describe('malformed CheckRequests', () => {
         header_map: { headers: [{ key: 'X-Envoy-Auth-Partial-Body', value: 'true' }] },
         raw_body: g.bytes(g.int(64)),
       }
-      expectDeny(check({ attributes: { source: { certificate }, request: { http } } }), 413)
+      expectDeny(await check({ attributes: { source: { certificate }, request: { http } } }), 413)
     }
   })
 
-  it('allows a valid certificate only on routes the policies permit', () => {
+  it('allows a valid certificate only on routes the policies permit', async () => {
     const g = generator(3)
     const { check } = handler()
     const certificate = encodeURIComponent(validPem)
@@ -176,7 +179,7 @@ describe('malformed CheckRequests', () => {
     ])
     for (let i = 0; i < CASES; i++) {
       const http = junkHttp(g)
-      const response = check({ attributes: { source: { certificate }, request: { http } } })
+      const response = await check({ attributes: { source: { certificate }, request: { http } } })
       const partial = http.header_map.headers.some((h) => 'value' in h && h.value === 'true')
       if (response.ok_response !== undefined) {
         expect(permitted.has(`${http.method} ${http.path}`)).toBe(true)
@@ -187,7 +190,7 @@ describe('malformed CheckRequests', () => {
     }
   }, 30_000)
 
-  it('survives malformed attribute shapes', () => {
+  it('survives malformed attribute shapes', async () => {
     const { check } = handler()
     const shapes: unknown[] = [
       {},
@@ -196,6 +199,6 @@ describe('malformed CheckRequests', () => {
       { attributes: { source: { certificate: 42 } } },
       { attributes: { request: { http: { method: 7, path: {} } } } },
     ]
-    for (const shape of shapes) expectDeny(check(shape as CheckRequest))
+    for (const shape of shapes) expectDeny(await check(shape as CheckRequest))
   })
 })

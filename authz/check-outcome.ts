@@ -32,13 +32,13 @@ export function internalError(): Deny {
   }
 }
 
-/** Audits and logs the outcome, then returns Envoy's answer. */
-export function finish(
+/** Audits and logs the outcome, then returns Envoy's answer. It never rejects. */
+export async function finish(
   options: { readonly audit: DecisionAuditor; readonly logger: Logger },
   request: CheckRequest,
   facts: Facts,
   outcome: Outcome,
-): CheckResponse {
+): Promise<CheckResponse> {
   const http = request.attributes?.request?.http
   const deny = outcome.allow ? undefined : outcome.deny
   const policyIds = outcome.allow ? outcome.policyIds : (deny?.policyIds ?? [])
@@ -56,7 +56,7 @@ export function finish(
     policy_ids: policyIds,
   }
   try {
-    options.audit({
+    await options.audit({
       decisionId: facts.decisionId,
       principal: fields.principal ?? undefined,
       certSerial: fields.cert_serial,

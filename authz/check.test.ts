@@ -59,7 +59,7 @@ function handler(options: { throwOnPolicies?: boolean; failAudit?: boolean } = {
       return engine
     },
     directory,
-    audit: (record) => {
+    audit: async (record) => {
       if (options.failAudit === true) throw new Error('disk full')
       audited.push(record)
     },
@@ -80,11 +80,11 @@ function deniedBody(body: string | undefined): { code: string; message: string }
 }
 
 describe('createCheckHandler', () => {
-  it('signs the raw body into the decision header', () => {
+  it('signs the raw body into the decision header', async () => {
     const { check } = handler()
     const body = Buffer.from([0, 1, 2, 255])
     const path = '/v1/keys/payments-signing/sign'
-    const response = check(request({ method: 'POST', path, raw_body: body }))
+    const response = await check(request({ method: 'POST', path, raw_body: body }))
     const header = response.ok_response?.headers.find((h) => h.header.key === 'x-hsmgate-decision')
     const verified = verifyDecision(
       secret,
@@ -96,9 +96,9 @@ describe('createCheckHandler', () => {
     expect(verified.ok).toBe(true)
   })
 
-  it('uses the empty body when raw_body is absent', () => {
+  it('uses the empty body when raw_body is absent', async () => {
     const { check } = handler()
-    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    const response = await check(request({ method: 'POST', path: '/v1/random' }))
     const header = response.ok_response?.headers.find((h) => h.header.key === 'x-hsmgate-decision')
     const verified = verifyDecision(
       secret,
@@ -110,26 +110,26 @@ describe('createCheckHandler', () => {
     expect(verified.ok).toBe(true)
   })
 
-  it('stamps the decision with the injected clock', () => {
+  it('stamps the decision with the injected clock', async () => {
     // One minute ahead keeps the clock inside the test certificate's validity period.
     const injected = Date.now() + 60_000
     const check = createCheckHandler({
       policies: () => engine,
       directory,
-      audit: () => undefined,
+      audit: async () => undefined,
       decisionSecret: secret,
       trustDomain: 'hsmgate.demo',
       logger: pino({ level: 'silent' }),
       now: () => injected,
     })
-    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    const response = await check(request({ method: 'POST', path: '/v1/random' }))
     const header = response.ok_response?.headers[1]?.header.value ?? ''
     expect(header.split('.')[1]).toBe(String(injected))
   })
 
-  it('removes reserved headers sent through header_map', () => {
+  it('removes reserved headers sent through header_map', async () => {
     const { check } = handler()
-    const response = check(
+    const response = await check(
       request({
         method: 'POST',
         path: '/v1/random',
@@ -145,9 +145,9 @@ describe('createCheckHandler', () => {
     expect(response.ok_response?.headers_to_remove).toEqual(['x-hsmgate-extra'])
   })
 
-  it('denies with 503 when policy evaluation throws', () => {
+  it('denies with 503 when policy evaluation throws', async () => {
     const { check, lines } = handler({ throwOnPolicies: true })
-    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    const response = await check(request({ method: 'POST', path: '/v1/random' }))
     expect(response.status.code).toBe(7)
     expect(response.ok_response).toBeUndefined()
     expect(response.denied_response?.status.code).toBe(503)
@@ -155,16 +155,16 @@ describe('createCheckHandler', () => {
     expect(lines.filter((l) => l.level === 50)).toHaveLength(1)
   })
 
-  it('denies with 503 when Envoy sends the body as a string', () => {
+  it('denies with 503 when Envoy sends the body as a string', async () => {
     const { check } = handler()
-    const response = check(request({ method: 'POST', path: '/v1/random', body: '{"n":16}' }))
+    const response = await check(request({ method: 'POST', path: '/v1/random', body: '{"n":16}' }))
     expect(response.denied_response?.status.code).toBe(503)
     expect(deniedBody(response.denied_response?.body).code).toBe('authz_error')
   })
 
-  it('denies a partial body with 413', () => {
+  it('denies a partial body with 413', async () => {
     const { check } = handler()
-    const response = check(
+    const response = await check(
       request({
         method: 'POST',
         path: '/v1/keys/payments-a/sign',
@@ -176,48 +176,48 @@ describe('createCheckHandler', () => {
     expect(deniedBody(response.denied_response?.body).code).toBe('body_too_large')
   })
 
-  it('denies with 503 and audit_unavailable when the audit write fails', () => {
+  it('denies with 503 and audit_unavailable when the audit write fails', async () => {
     const { check, lines } = handler({ failAudit: true })
-    const response = check(request({ method: 'POST', path: '/v1/random' }))
+    const response = await check(request({ method: 'POST', path: '/v1/random' }))
     expect(response.ok_response).toBeUndefined()
     expect(response.denied_response?.status.code).toBe(503)
     expect(deniedBody(response.denied_response?.body).code).toBe('audit_unavailable')
     expect(lines.some((l) => l.msg === 'audit write failed; request denied')).toBe(true)
   })
 
-  it('audits an allow with its policy ids before answering', () => {
+  it('audits an allow with its policy ids before answering', async () => {
     const { check, audited } = handler()
-    const response = check(request({ method: 'POST', path: '/v1/keys/payments-a/sign' }))
+    const response = await check(request({ method: 'POST', path: '/v1/keys/payments-a/sign' }))
     const id = response.ok_response?.headers[2]?.header.value
     expect(audited).toEqual([
       expect.objectContaining({ decisionId: id, allowed: true, policyIds: ['own-keys'] }),
     ])
   })
 
-  it('denies an unknown key with 404 key_not_found', () => {
+  it('denies an unknown key with 404 key_not_found', async () => {
     const { check, audited } = handler()
-    const response = check(request({ method: 'POST', path: '/v1/keys/other-key/sign' }))
+    const response = await check(request({ method: 'POST', path: '/v1/keys/other-key/sign' }))
     expect(response.denied_response?.status.code).toBe(404)
     expect(deniedBody(response.denied_response?.body).code).toBe('key_not_found')
     expect(audited[0]).toMatchObject({ allowed: false, reason: 'key_not_found' })
   })
 
-  it('judges create-key on a new name as a key the caller would own', () => {
+  it('judges create-key on a new name as a key the caller would own', async () => {
     const { check, audited } = handler()
     const body = Buffer.from('{"type":"aes-256","tags":["team-a"]}')
-    const response = check(
+    const response = await check(
       request({ method: 'POST', path: '/v1/keys/new-key/create', raw_body: body }),
     )
     expect(response.ok_response).toBeDefined()
     expect(audited[0]).toMatchObject({ allowed: true, policyIds: ['own-keys'], key: 'new-key' })
   })
 
-  it('denies create-key on a name another application already owns', () => {
+  it('denies create-key on a name another application already owns', async () => {
     const other = { ...directory, keyVersions: () => [keyVersion('taken', 'reporting')] }
-    const response = createCheckHandler({
+    const response = await createCheckHandler({
       policies: () => engine,
       directory: other,
-      audit: () => undefined,
+      audit: async () => undefined,
       decisionSecret: secret,
       trustDomain: 'hsmgate.demo',
       logger: pino({ level: 'silent' }),
@@ -225,19 +225,19 @@ describe('createCheckHandler', () => {
     expect(response.denied_response?.status.code).toBe(403)
   })
 
-  it('denies a request without attributes with 401', () => {
+  it('denies a request without attributes with 401', async () => {
     const { check } = handler()
-    const response = check({})
+    const response = await check({})
     expect(response.denied_response?.status.code).toBe(401)
   })
 })
 
 describe('newDecisionId', () => {
-  it('returns d_ and 22 base64url characters', () => {
+  it('returns d_ and 22 base64url characters', async () => {
     expect(newDecisionId()).toMatch(/^d_[A-Za-z0-9_-]{22}$/)
   })
 
-  it('returns different ids', () => {
+  it('returns different ids', async () => {
     expect(newDecisionId()).not.toBe(newDecisionId())
   })
 })

@@ -65,7 +65,7 @@ export function newDecisionId(): string {
  */
 export function createCheckHandler(
   options: CheckHandlerOptions,
-): (req: CheckRequest) => CheckResponse {
+): (req: CheckRequest) => Promise<CheckResponse> {
   const now = options.now ?? Date.now
   return (request) => {
     const http = request.attributes?.request?.http

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { AuditBatcher } from '../store/audit-batcher.js'
 import type { AuditEntry, Store } from '../store/store.js'
 
 /** What authz records about one decision. */
@@ -19,8 +20,8 @@ export interface DecisionRecord {
   readonly startedMs: number
 }
 
-/** Writes one decision durably; throws when it cannot. */
-export type DecisionAuditor = (record: DecisionRecord) => void
+/** Writes one decision durably; resolves once it is written and rejects when it cannot be. */
+export type DecisionAuditor = (record: DecisionRecord) => Promise<void>
 
 /** The audit writer id of authz on a node; the backend on the same node writes `nodeId`. */
 export function authzAuditNode(nodeId: string): string {
@@ -28,13 +29,18 @@ export function authzAuditNode(nodeId: string): string {
 }
 
 /**
- * Returns an auditor that appends every decision to the store under authz's own hash chain.
+ * Returns an auditor that appends every decision to the store under authz's own hash chain,
+ * in group commits shared by the decisions of one event-loop turn.
  * The record shares its decision id with the backend's record of the same request. Only the
  * body's SHA-256 is stored, never its content.
  */
-export function storeAuditor(store: Pick<Store, 'appendAudit'>, nodeId: string): DecisionAuditor {
+export function storeAuditor(
+  store: Pick<Store, 'appendAuditBatch'>,
+  nodeId: string,
+): DecisionAuditor {
   const node = authzAuditNode(nodeId)
-  return (record) => {
+  const batcher = new AuditBatcher(store)
+  return async (record) => {
     const entry: AuditEntry = {
       time: new Date().toISOString(),
       node,
@@ -53,6 +59,6 @@ export function storeAuditor(store: Pick<Store, 'appendAudit'>, nodeId: string):
       requestDigest: createHash('sha256').update(record.body).digest('hex'),
       latencyMs: Math.round((performance.now() - record.startedMs) * 1000) / 1000,
     }
-    store.appendAudit(entry)
+    await batcher.append(entry)
   }
 }

@@ -16,7 +16,7 @@ export interface AuthzServerOptions {
   /** Directory of .cedar policy files. */
   readonly policyDir: string
   /** Source of applications and keys, and the audit every decision is written to. */
-  readonly store: Pick<Store, 'application' | 'keyVersions' | 'appendAudit'>
+  readonly store: Pick<Store, 'application' | 'keyVersions' | 'appendAuditBatch'>
   /** This node's id; authz audits as `<nodeId>/authz`. */
   readonly nodeId: string
   readonly decisionSecret: Buffer
@@ -100,7 +100,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
       callback: grpc.sendUnaryData<CheckResponse>,
     ) => {
-      callback(null, check(call.request))
+      void check(call.request).then((response) => callback(null, response))
     },
   })
   server.addService(protos.health.service, {

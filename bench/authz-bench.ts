@@ -29,18 +29,18 @@ const RATE = Number(values.rate)
 const PHASE_LIMIT_MS = 60_000
 const logger = pino({ level: 'silent' })
 
-function timed(count: number, run: () => void): number[] {
+async function timed(count: number, run: () => unknown): Promise<number[]> {
   const samples: number[] = []
   const deadline = performance.now() + PHASE_LIMIT_MS
   for (let i = 0; i < count && performance.now() < deadline; i++) {
     const start = performance.now()
-    run()
+    await run()
     samples.push(performance.now() - start)
   }
   return samples
 }
 
-function inProcess(setup: BenchSetup) {
+async function inProcess(setup: BenchSetup) {
   const engine = loadPolicyEngine(setup.policyDir)
   const request = signRequest(setup.certificate) as CheckRequest
   const check = createCheckHandler({
@@ -75,10 +75,10 @@ function inProcess(setup: BenchSetup) {
       key,
       context: facts,
     })
-  timed(2000, decide)
-  const decision = percentiles(timed(DECISIONS, decide))
-  timed(500, () => check(request))
-  const handler = percentiles(timed(DECISIONS, () => check(request)))
+  await timed(2000, decide)
+  const decision = percentiles(await timed(DECISIONS, decide))
+  await timed(500, () => check(request))
+  const handler = percentiles(await timed(DECISIONS, () => check(request)))
   return { cedar_decision_ms: decision, check_handler_ms: handler }
 }
 
@@ -188,7 +188,7 @@ try {
   const result = {
     node: process.version,
     store: join(setup.dir, 'store'),
-    ...inProcess(setup),
+    ...(await inProcess(setup)),
     check_rpc: await overGrpc(setup),
   }
   console.log(JSON.stringify(result, null, 2))

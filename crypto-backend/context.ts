@@ -1,6 +1,6 @@
 import type { HttpBindings } from '@hono/node-server'
 import type { Logger } from '../log/logger.js'
-import type { Store } from '../store/index.js'
+import type { AuditBatcher, Store } from '../store/index.js'
 import type { HsmCluster } from './hsm/index.js'
 import type { KeyLifecycle } from './keys/key-lifecycle.js'
 import type { KeyRegistry } from './keys/key-registry.js'
@@ -28,6 +28,8 @@ export interface BackendDeps {
   nodeId: string
   cluster: HsmCluster
   store: Store
+  /** Writes audit records in group commits; each append resolves once its record is durable. */
+  audit: AuditBatcher
   keys: KeyRegistry
   lifecycle: KeyLifecycle
   decisionSecret: Buffer

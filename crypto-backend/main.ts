@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { loadDecisionSecret } from '../authz/decision-header.js'
 import { loadConfig, socketPaths } from '../config/load.js'
 import { createLogger } from '../log/logger.js'
-import { SqliteStore } from '../store/index.js'
+import { AuditBatcher, SqliteStore } from '../store/index.js'
 import { HsmCluster } from './hsm/index.js'
 import { KeyLifecycle } from './keys/key-lifecycle.js'
 import { KeyRegistry } from './keys/key-registry.js'
@@ -24,6 +24,7 @@ async function main(): Promise<void> {
       nodeId: config.node_id,
       cluster,
       store,
+      audit: new AuditBatcher(store),
       keys: new KeyRegistry(store),
       lifecycle: new KeyLifecycle(store, cluster),
       decisionSecret: loadDecisionSecret(config.backend.decision_secret),

@@ -11,3 +11,4 @@ export type {
 export { KEY_TYPES } from './store.js'
 export { SqliteStore } from './sqlite-store.js'
 export { chainHash, GENESIS_HASH } from './audit-chain.js'
+export { AuditBatcher } from './audit-batcher.js'

@@ -155,30 +155,41 @@ export class SqliteStore implements Store {
   }
 
   appendAudit(entry: AuditEntry): AuditRecord {
+    return this.appendAuditBatch([entry])[0]!
+  }
+
+  appendAuditBatch(entries: AuditEntry[]): AuditRecord[] {
+    const lastOf = this.statement(
+      'SELECT seq, hash FROM audit WHERE node = ? ORDER BY seq DESC LIMIT 1',
+    )
+    const insert = this.statement(
+      `INSERT INTO audit (node, seq, time, principal, cert_serial, source_address,
+         decision_id, operation, key_name, key_version, outcome, status, error_code,
+         policy_ids, reason, request_digest, latency_ms, prev_hash, hash)
+       VALUES (@node, @seq, @time, @principal, @certSerial, @sourceAddress, @decisionId,
+         @operation, @key, @keyVersion, @outcome, @status, @errorCode, @policyIds, @reason,
+         @requestDigest, @latencyMs, @prevHash, @hash)`,
+    )
     return this.db
       .transaction(() => {
-        const last = this.db
-          .prepare('SELECT seq, hash FROM audit WHERE node = ? ORDER BY seq DESC LIMIT 1')
-          .get(entry.node) as { seq: number; hash: string } | undefined
-        const seq = (last?.seq ?? 0) + 1
-        const prevHash = last?.hash ?? GENESIS_HASH
-        const record: AuditRecord = {
-          ...entry,
-          seq,
-          prevHash,
-          hash: chainHash(prevHash, seq, entry),
-        }
-        this.db
-          .prepare(
-            `INSERT INTO audit (node, seq, time, principal, cert_serial, source_address,
-               decision_id, operation, key_name, key_version, outcome, status, error_code,
-               policy_ids, reason, request_digest, latency_ms, prev_hash, hash)
-             VALUES (@node, @seq, @time, @principal, @certSerial, @sourceAddress, @decisionId,
-               @operation, @key, @keyVersion, @outcome, @status, @errorCode, @policyIds, @reason,
-               @requestDigest, @latencyMs, @prevHash, @hash)`,
-          )
-          .run({ ...record, policyIds: JSON.stringify(record.policyIds) })
-        return record
+        // The chain head of each writer, read once per transaction and advanced in memory.
+        const heads = new Map<string, { seq: number; hash: string }>()
+        return entries.map((entry) => {
+          const last =
+            heads.get(entry.node) ??
+            (lastOf.get(entry.node) as { seq: number; hash: string } | undefined)
+          const seq = (last?.seq ?? 0) + 1
+          const prevHash = last?.hash ?? GENESIS_HASH
+          const record: AuditRecord = {
+            ...entry,
+            seq,
+            prevHash,
+            hash: chainHash(prevHash, seq, entry),
+          }
+          insert.run({ ...record, policyIds: JSON.stringify(record.policyIds) })
+          heads.set(entry.node, { seq, hash: record.hash })
+          return record
+        })
       })
       .immediate()
   }

@@ -89,6 +89,8 @@ export interface Store {
   application(name: string): Application | undefined
   listApplications(): Application[]
   appendAudit(entry: AuditEntry): AuditRecord
+  /** Appends several entries in one durable transaction, in order; all or none are written. */
+  appendAuditBatch(entries: AuditEntry[]): AuditRecord[]
   auditRecords(node: string): AuditRecord[]
   close(): void
 }

@@ -17,7 +17,7 @@ export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
     const facts = c.get('audit')
     const status = c.res.status
     try {
-      const record = deps.store.appendAudit({
+      const record = await deps.audit.append({
         time: new Date().toISOString(),
         node: deps.nodeId,
         principal: c.get('principal'),

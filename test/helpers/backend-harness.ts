@@ -6,7 +6,7 @@ import { HsmCluster } from '../../crypto-backend/hsm/index.js'
 import { KeyLifecycle } from '../../crypto-backend/keys/key-lifecycle.js'
 import { KeyRegistry } from '../../crypto-backend/keys/key-registry.js'
 import { startBackendServer, type BackendServer } from '../../crypto-backend/server.js'
-import { SqliteStore } from '../../store/index.js'
+import { AuditBatcher, SqliteStore } from '../../store/index.js'
 import { createLogger } from '../../log/logger.js'
 import { captureLogger, createSofthsmEnv, type SofthsmTestEnv } from './softhsm-env.js'
 
@@ -50,6 +50,7 @@ export async function startBackendHarness(options: { recheckIntervalMs?: number 
     nodeId: 'test-node',
     cluster,
     store,
+    audit: new AuditBatcher(store),
     keys: new KeyRegistry(store),
     lifecycle: new KeyLifecycle(store, cluster),
     decisionSecret: secret,

@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { AuditBatcher } from './audit-batcher.js'
+import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import { SqliteStore } from './sqlite-store.js'
+import type { AuditEntry } from './store.js'
+
+let dir: string
+let store: SqliteStore
+
+const entry = (node: string, n: number): AuditEntry => ({
+  time: new Date().toISOString(),
+  node,
+  principal: 'spiffe://hsmgate.demo/app/payments',
+  certSerial: null,
+  sourceAddress: null,
+  decisionId: `d_${n}`,
+  operation: 'sign',
+  key: 'payments-signing',
+  keyVersion: 1,
+  outcome: 'ok',
+  status: 200,
+  errorCode: null,
+  policyIds: [],
+  reason: null,
+  requestDigest: 'ab'.repeat(32),
+  latencyMs: 1,
+})
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hsmgate-batch-'))
+  store = new SqliteStore(join(dir, 'store.db'))
+})
+
+afterEach(() => {
+  store.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('audit batcher', () => {
+  it('writes concurrent entries in one transaction', async () => {
+    const sizes: number[] = []
+    const batcher = new AuditBatcher({
+      appendAuditBatch: (entries) => {
+        sizes.push(entries.length)
+        return store.appendAuditBatch(entries)
+      },
+    })
+    const records = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => batcher.append(entry(n % 2 ? 'a' : 'b', n))),
+    )
+    expect(sizes).toEqual([50])
+    expect(records.map((r) => r.decisionId)).toEqual(records.map((_, n) => `d_${n}`))
+    expect(records.filter((r) => r.node === 'a').map((r) => r.seq)).toEqual(
+      Array.from({ length: 25 }, (_, i) => i + 1),
+    )
+  })
+
+  it('keeps one valid hash chain per writer across batches', async () => {
+    const batcher = new AuditBatcher(store)
+    await Promise.all([1, 2, 3].map((n) => batcher.append(entry('a', n))))
+    await Promise.all([4, 5].map((n) => batcher.append(entry('a', n))))
+    let prev = GENESIS_HASH
+    const records = store.auditRecords('a')
+    expect(records).toHaveLength(5)
+    for (const record of records) {
+      expect(record.prevHash).toBe(prev)
+      expect(chainHash(record.prevHash, record.seq, record)).toBe(record.hash)
+      prev = record.hash
+    }
+  })
+
+  it('rejects every entry of a failed transaction', async () => {
+    const batcher = new AuditBatcher({
+      appendAuditBatch: () => {
+        throw new Error('disk full')
+      },
+    })
+    const results = await Promise.allSettled([
+      batcher.append(entry('a', 1)),
+      batcher.append(entry('a', 2)),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+  })
+
+  it('writes nothing of a batch whose insert fails', () => {
+    const bad = { ...entry('a', 2), policyIds: undefined as unknown as string[] }
+    expect(() =>
+      store.appendAuditBatch([entry('a', 1), { ...bad, status: null as never }]),
+    ).toThrow()
+    expect(store.auditRecords('a')).toEqual([])
+  })
+})
