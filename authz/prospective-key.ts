@@ -1,15 +1,15 @@
+import { keyTypeOf, KeyTypeRequestError, tagsOf } from '../store/key-type-request.js'
 import type { PolicyKey } from './policy-request.js'
 import type { PolicyPrincipal } from './policy-request.js'
 
 /** The classification the backend gives every key it creates. */
 const CREATED_CLASSIFICATION = 'confidential'
-const MAX_TAGS = 64
 
 /**
  * The key a create-key request would make, for policies to judge before it exists: the name
- * from the path, type and tags from the JSON body, the calling application as owner and the
- * backend's default classification, as the backend records them. A body field of the wrong
- * type yields an empty value, because the backend rejects such a body before it creates anything.
+ * from the path, the type and tags that the backend will store (read by the same functions),
+ * the calling application as owner and the backend's default classification. An invalid type
+ * or tag list yields an empty value, because the backend rejects such a body with a 400.
  */
 export function prospectiveKey(
   name: string,
@@ -17,17 +17,26 @@ export function prospectiveKey(
   body: Uint8Array,
 ): PolicyKey {
   const fields = jsonObject(body)
-  const tags =
-    Array.isArray(fields.tags) && fields.tags.every((t) => typeof t === 'string')
-      ? (fields.tags as string[]).slice(0, MAX_TAGS)
-      : []
   return {
     name,
-    type: typeof fields.type === 'string' ? fields.type : '',
+    type: storedOrEmpty(() => keyTypeOf(fields), ''),
+    tags: storedOrEmpty(() => tagsOf(fields), []),
     owner:
       principal.kind === 'application' ? principal.application.name : `service:${principal.name}`,
-    tags,
     classification: CREATED_CLASSIFICATION,
+  }
+}
+
+/**
+ * Returns what the backend will store for a field, or `empty` when the backend will reject the
+ * body with a 400 and create nothing.
+ */
+function storedOrEmpty<T>(read: () => T, empty: T): T {
+  try {
+    return read()
+  } catch (error) {
+    if (error instanceof KeyTypeRequestError) return empty
+    throw error
   }
 }
 

@@ -140,7 +140,7 @@ async function main(): Promise<void> {
       await new Promise((r) => gateway.up.once('exit', r))
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    if (process.env.HSMGATE_BENCH_KEEP === undefined) rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -3,6 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { Logger } from '../log/logger.js'
 import { ApiError, type ApiErrorCode } from './api-error.js'
 import type { BackendEnv } from './context.js'
+import { KeyTypeRequestError } from '../store/key-type-request.js'
 import { HsmError } from './hsm/index.js'
 
 /** Maps an HSM failure to what the caller sees; details stay in the log. */
@@ -24,6 +25,8 @@ function fromHsmError(error: HsmError): ApiError {
 function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error
   if (error instanceof HsmError) return fromHsmError(error)
+  if (error instanceof KeyTypeRequestError)
+    return new ApiError(400, 'invalid_request', error.message)
   return new ApiError(500, 'internal_error', 'internal error')
 }
 

@@ -3,7 +3,7 @@ import { ApiError } from '../../crypto-backend/api-error.js'
 import { HsmError } from '../../crypto-backend/hsm/index.js'
 import { divergentMembers, inspectKey } from '../../crypto-backend/hsm/key-inventory.js'
 import { keyMetadata } from '../../crypto-backend/keys/key-registry.js'
-import { keyTypeOf, tagsOf } from '../../crypto-backend/keys/key-type-request.js'
+import { keyTypeOf, KeyTypeRequestError, tagsOf } from '../../store/key-type-request.js'
 import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
 import { openKeysSession, type KeysSession } from './keys-session.js'
@@ -138,7 +138,12 @@ export async function runKeys(argv: string[], logger: Logger): Promise<number> {
     const diverged = subcommand === 'check' && (result as Array<{ ok: boolean }>).some((r) => !r.ok)
     return diverged ? EXIT.failure : EXIT.ok
   } catch (error) {
-    if (error instanceof ApiError || error instanceof HsmError) throw new CliError(error.message)
+    if (
+      error instanceof ApiError ||
+      error instanceof HsmError ||
+      error instanceof KeyTypeRequestError
+    )
+      throw new CliError(error.message)
     throw error
   } finally {
     await session.close()

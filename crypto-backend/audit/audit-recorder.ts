@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
+import { resolveOperation } from '../../authz/operation.js'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { errorResponse } from '../error-handler.js'
 
@@ -11,7 +12,16 @@ import { errorResponse } from '../error-handler.js'
 export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> {
   return async (c, next) => {
     const started = performance.now()
-    c.set('audit', { operation: 'unknown', key: null, keyVersion: null, errorCode: null })
+    // The route table authz decides with names the operation and key even when the body turns
+    // out to be invalid and the route never reaches its own bookkeeping.
+    const route = resolveOperation(c.req.method, c.env.incoming.url ?? '')
+    const operation = route.ok ? route.operation : undefined
+    c.set('audit', {
+      operation: operation?.name ?? 'unknown',
+      key: operation !== undefined && 'key' in operation ? operation.key : null,
+      keyVersion: null,
+      errorCode: null,
+    })
     await next()
 
     const facts = c.get('audit')

@@ -1,7 +1,7 @@
 import type { Context, Hono } from 'hono'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { keyMetadata } from '../keys/key-registry.js'
-import { keyTypeOf, tagsOf } from '../keys/key-type-request.js'
+import { keyTypeOf, tagsOf } from '../../store/key-type-request.js'
 import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
 
 /** Parses a body that may be empty (lifecycle requests other than create carry no fields). */

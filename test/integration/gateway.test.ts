@@ -417,4 +417,16 @@ describe('gateway input errors', () => {
     expect(signs.every((r) => r.principal === 'spiffe://hsmgate.demo/app/payments')).toBe(true)
     expect(rows.some((r) => r.operation === 'decrypt' && r.status === 400)).toBe(true)
   })
+
+  it('names the operation of a malformed request in the backend audit', async () => {
+    const db = new Database(join(gateway.dir, 'store', 'hsmgate.db'), { readonly: true })
+    const rows = db
+      .prepare("SELECT operation, key_name FROM audit WHERE node = 'node-1' AND error_code = ?")
+      .all('invalid_json') as Array<{ operation: string; key_name: string }>
+    db.close()
+    expect(rows.length).toBeGreaterThan(0)
+    expect(rows.every((r) => r.operation === 'sign' && r.key_name === 'payments-signing')).toBe(
+      true,
+    )
+  })
 })

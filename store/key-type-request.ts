@@ -1,5 +1,11 @@
-import { invalidRequest } from '../api-error.js'
-import { KEY_TYPES, type KeyType } from '../../store/index.js'
+import { KEY_TYPES, type KeyType } from './store.js'
+
+/** A create-key request whose type, size, curve or tags are invalid; the message names the fix. */
+export class KeyTypeRequestError extends Error {
+  readonly code = 'invalid_key_type_request'
+}
+
+const invalidRequest = (message: string): KeyTypeRequestError => new KeyTypeRequestError(message)
 
 /** Key families that create accepts in `type`, with their size or curve choices. */
 const FAMILIES: Record<
@@ -25,7 +31,8 @@ const FAMILIES: Record<
 /**
  * Reads the key type of a create request: `type` is a family (ec, rsa, ed25519, aes, aes-wrap,
  * hmac) with `curve` (EC) or `size` in bits (RSA, AES, HMAC), or a full type name such as
- * 'rsa-2048'. Every wrong value is a 400 that lists the allowed ones.
+ * 'rsa-2048'. Every wrong value throws KeyTypeRequestError listing the allowed ones. authz and
+ * the backend both call it, so policies judge the type that the backend stores.
  */
 export function keyTypeOf(body: Record<string, unknown>): KeyType {
   const type = body.type

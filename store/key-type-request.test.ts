@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { ApiError } from '../api-error.js'
-import { keyTypeOf, tagsOf } from './key-type-request.js'
+import { keyTypeOf, KeyTypeRequestError, tagsOf } from './key-type-request.js'
 
 function message(body: Record<string, unknown>): string {
   try {
     keyTypeOf(body)
   } catch (error) {
-    expect(error).toBeInstanceOf(ApiError)
-    return (error as ApiError).message
+    expect(error).toBeInstanceOf(KeyTypeRequestError)
+    return (error as KeyTypeRequestError).message
   }
   throw new Error('no error')
 }
@@ -38,8 +37,10 @@ describe('tagsOf', () => {
   it('accepts up to 16 short strings and rejects anything else', () => {
     expect(tagsOf({ tags: ['a', 'b'] })).toEqual(['a', 'b'])
     expect(tagsOf({})).toEqual([])
-    expect(() => tagsOf({ tags: 'a' })).toThrow(ApiError)
-    expect(() => tagsOf({ tags: [''] })).toThrow(ApiError)
-    expect(() => tagsOf({ tags: Array.from({ length: 17 }, () => 'x') })).toThrow(ApiError)
+    expect(() => tagsOf({ tags: 'a' })).toThrow(KeyTypeRequestError)
+    expect(() => tagsOf({ tags: [''] })).toThrow(KeyTypeRequestError)
+    expect(() => tagsOf({ tags: Array.from({ length: 17 }, () => 'x') })).toThrow(
+      KeyTypeRequestError,
+    )
   })
 })
