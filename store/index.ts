@@ -1,5 +1,10 @@
 export type {
   Application,
+  EnrollmentToken,
+  IssuedCertificate,
+  KeyProtection,
+  SerialSighting,
+  TokenRedemption,
   AuditEntry,
   Classification,
   AuditRecord,

@@ -114,12 +114,92 @@ describe('sqlite store', () => {
     expect(store.auditRecords('node-1')[0]?.policyIds).toEqual(['policy-a'])
   })
 
+  it('revokes a certificate once and lists it for the CRL', () => {
+    const cert = {
+      serial: '0a1b2c',
+      app: 'payments',
+      host: 'pay-1',
+      addresses: ['127.0.0.1'],
+      notBefore: '2026-12-04T00:00:00.000Z',
+      notAfter: '2026-12-04T01:00:00.000Z',
+      keyProtection: 'software' as const,
+      status: 'active' as const,
+      revokedAt: null,
+      revocationReason: null,
+      issuedAt: '2026-12-04T00:00:00.000Z',
+    }
+    store.putCertificate(cert)
+    expect(store.certificate('0a1b2c')).toEqual(cert)
+    expect(store.revokeCertificate('0a1b2c', 'keyCompromise', '2026-12-04T00:30:00.000Z')).toBe(
+      true,
+    )
+    expect(store.revokeCertificate('0a1b2c', 'keyCompromise', '2026-12-04T00:31:00.000Z')).toBe(
+      false,
+    )
+    expect(store.revokeCertificate('ffff', 'keyCompromise', '2026-12-04T00:31:00.000Z')).toBe(false)
+    expect(store.revokedCertificates('2026-12-04T00:45:00.000Z').map((c) => c.serial)).toEqual([
+      '0a1b2c',
+    ])
+    expect(store.revokedCertificates('2026-12-04T02:00:00.000Z')).toEqual([])
+    expect(store.certificatesOf('payments')[0]?.status).toBe('revoked')
+  })
+
+  it('redeems an enrollment token once', () => {
+    store.putEnrollmentToken({
+      tokenHash: 'h1',
+      app: 'payments',
+      host: 'pay-1',
+      addresses: [],
+      expiresAt: '2026-12-04T01:00:00.000Z',
+      createdAt: '2026-12-04T00:00:00.000Z',
+      usedAt: null,
+    })
+    const now = '2026-12-04T00:10:00.000Z'
+    expect(store.redeemEnrollmentToken('h1', now).ok).toBe(true)
+    expect(store.redeemEnrollmentToken('h1', now)).toEqual({ ok: false, reason: 'used' })
+    expect(store.redeemEnrollmentToken('h2', now)).toEqual({ ok: false, reason: 'unknown' })
+  })
+
+  it('rejects an expired enrollment token', () => {
+    store.putEnrollmentToken({
+      tokenHash: 'h3',
+      app: 'payments',
+      host: 'pay-1',
+      addresses: [],
+      expiresAt: '2026-12-04T01:00:00.000Z',
+      createdAt: '2026-12-04T00:00:00.000Z',
+      usedAt: null,
+    })
+    expect(store.redeemEnrollmentToken('h3', '2026-12-04T01:00:00.000Z')).toEqual({
+      ok: false,
+      reason: 'expired',
+    })
+  })
+
+  it('reports an older serial after a newer one was seen', () => {
+    expect(store.recordSerialSeen('payments', 'pay-1', 'aa', '2026-12-04T00:00:00.000Z')).toBe(
+      'newest',
+    )
+    expect(store.recordSerialSeen('payments', 'pay-1', 'bb', '2026-12-04T00:40:00.000Z')).toBe(
+      'newest',
+    )
+    expect(store.recordSerialSeen('payments', 'pay-1', 'bb', '2026-12-04T00:40:00.000Z')).toBe(
+      'newest',
+    )
+    expect(store.recordSerialSeen('payments', 'pay-1', 'aa', '2026-12-04T00:00:00.000Z')).toBe(
+      'older',
+    )
+    expect(store.recordSerialSeen('payments', 'pay-2', 'aa', '2026-12-04T00:00:00.000Z')).toBe(
+      'newest',
+    )
+  })
+
   it('applies migrations once across reopenings', () => {
     store.close()
     store = new SqliteStore(join(dir, 'store.db'))
     const db = new Database(join(dir, 'store.db'), { readonly: true })
     const versions = db.prepare('SELECT version FROM schema_migrations').all()
     db.close()
-    expect(versions).toEqual([{ version: 1 }])
+    expect(versions).toEqual([{ version: 1 }, { version: 2 }])
   })
 })

@@ -3,7 +3,17 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { chainHash, GENESIS_HASH } from './audit-chain.js'
 import { sqliteMigrations } from './migrations/sqlite.js'
-import type { Application, AuditEntry, AuditRecord, KeyVersion, Store } from './store.js'
+import type {
+  Application,
+  AuditEntry,
+  AuditRecord,
+  EnrollmentToken,
+  IssuedCertificate,
+  KeyVersion,
+  SerialSighting,
+  Store,
+  TokenRedemption,
+} from './store.js'
 
 interface KeyRow {
   name: string
@@ -201,6 +211,89 @@ export class SqliteStore implements Store {
     return rows.map(toAuditRecord)
   }
 
+  putCertificate(certificate: IssuedCertificate): void {
+    this.statement(
+      `INSERT INTO certificates (serial, app, host, addresses, not_before, not_after,
+         key_protection, status, revoked_at, revocation_reason, issued_at)
+       VALUES (@serial, @app, @host, @addresses, @notBefore, @notAfter, @keyProtection, @status,
+         @revokedAt, @revocationReason, @issuedAt)`,
+    ).run({ ...certificate, addresses: JSON.stringify(certificate.addresses) })
+  }
+
+  certificate(serial: string): IssuedCertificate | undefined {
+    const row = this.statement('SELECT * FROM certificates WHERE serial = ?').get(serial) as
+      CertificateRow | undefined
+    return row === undefined ? undefined : toCertificate(row)
+  }
+
+  certificatesOf(app: string): IssuedCertificate[] {
+    const rows = this.statement(
+      'SELECT * FROM certificates WHERE app = ? ORDER BY not_before, serial',
+    ).all(app) as CertificateRow[]
+    return rows.map(toCertificate)
+  }
+
+  revokeCertificate(serial: string, reason: string, at: string): boolean {
+    const result = this.statement(
+      `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
+       WHERE serial = ? AND status = 'active'`,
+    ).run(at, reason, serial)
+    return result.changes === 1
+  }
+
+  revokedCertificates(now: string): IssuedCertificate[] {
+    const rows = this.statement(
+      `SELECT * FROM certificates WHERE status = 'revoked' AND not_after > ?
+       ORDER BY revoked_at, serial`,
+    ).all(now) as CertificateRow[]
+    return rows.map(toCertificate)
+  }
+
+  putEnrollmentToken(token: EnrollmentToken): void {
+    this.statement(
+      `INSERT INTO enrollment_tokens (token_hash, app, host, addresses, expires_at, created_at,
+         used_at)
+       VALUES (@tokenHash, @app, @host, @addresses, @expiresAt, @createdAt, @usedAt)`,
+    ).run({ ...token, addresses: JSON.stringify(token.addresses) })
+  }
+
+  redeemEnrollmentToken(tokenHash: string, now: string): TokenRedemption {
+    return this.db
+      .transaction((): TokenRedemption => {
+        const row = this.statement('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(
+          tokenHash,
+        ) as TokenRow | undefined
+        if (row === undefined) return { ok: false, reason: 'unknown' }
+        if (row.used_at !== null) return { ok: false, reason: 'used' }
+        if (row.expires_at <= now) return { ok: false, reason: 'expired' }
+        this.statement('UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ?').run(
+          now,
+          tokenHash,
+        )
+        return { ok: true, token: { ...toToken(row), usedAt: now } }
+      })
+      .immediate()
+  }
+
+  recordSerialSeen(app: string, host: string, serial: string, notBefore: string): SerialSighting {
+    return this.db
+      .transaction((): SerialSighting => {
+        const row = this.statement(
+          'SELECT serial, not_before FROM newest_serials WHERE app = ? AND host = ?',
+        ).get(app, host) as { serial: string; not_before: string } | undefined
+        if (row !== undefined && row.serial !== serial && row.not_before > notBefore) {
+          return 'older'
+        }
+        this.statement(
+          `INSERT INTO newest_serials (app, host, serial, not_before) VALUES (?, ?, ?, ?)
+           ON CONFLICT (app, host) DO UPDATE SET serial = excluded.serial,
+             not_before = excluded.not_before`,
+        ).run(app, host, serial, notBefore)
+        return 'newest'
+      })
+      .immediate()
+  }
+
   close(): void {
     this.db.close()
   }
@@ -218,6 +311,58 @@ function toKeyVersion(row: KeyRow): KeyVersion {
     tags: JSON.parse(row.tags) as string[],
     classification: row.classification,
     createdAt: row.created_at,
+  }
+}
+
+interface CertificateRow {
+  serial: string
+  app: string
+  host: string
+  addresses: string
+  not_before: string
+  not_after: string
+  key_protection: IssuedCertificate['keyProtection']
+  status: IssuedCertificate['status']
+  revoked_at: string | null
+  revocation_reason: string | null
+  issued_at: string
+}
+
+interface TokenRow {
+  token_hash: string
+  app: string
+  host: string
+  addresses: string
+  expires_at: string
+  created_at: string
+  used_at: string | null
+}
+
+function toCertificate(row: CertificateRow): IssuedCertificate {
+  return {
+    serial: row.serial,
+    app: row.app,
+    host: row.host,
+    addresses: JSON.parse(row.addresses) as string[],
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    keyProtection: row.key_protection,
+    status: row.status,
+    revokedAt: row.revoked_at,
+    revocationReason: row.revocation_reason,
+    issuedAt: row.issued_at,
+  }
+}
+
+function toToken(row: TokenRow): EnrollmentToken {
+  return {
+    tokenHash: row.token_hash,
+    app: row.app,
+    host: row.host,
+    addresses: JSON.parse(row.addresses) as string[],
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+    usedAt: row.used_at,
   }
 }
 

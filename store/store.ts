@@ -46,6 +46,43 @@ export interface Application {
   createdAt: string
 }
 
+/** How a client certificate's private key is protected, as recorded at issuance. */
+export type KeyProtection = 'software' | 'tpm'
+
+/** A client certificate the gateway issued. */
+export interface IssuedCertificate {
+  /** The serial number in lowercase hex, as `openssl x509 -serial` prints it but lowercase. */
+  serial: string
+  app: string
+  host: string
+  addresses: string[]
+  notBefore: string
+  notAfter: string
+  keyProtection: KeyProtection
+  status: 'active' | 'revoked'
+  revokedAt: string | null
+  revocationReason: string | null
+  issuedAt: string
+}
+
+/** A single-use enrollment token; only the SHA-256 of the token text is stored. */
+export interface EnrollmentToken {
+  tokenHash: string
+  app: string
+  host: string
+  addresses: string[]
+  expiresAt: string
+  createdAt: string
+  usedAt: string | null
+}
+
+/** The result of redeeming an enrollment token. */
+export type TokenRedemption =
+  { ok: true; token: EnrollmentToken } | { ok: false; reason: 'unknown' | 'used' | 'expired' }
+
+/** Whether a certificate serial is the newest seen for its application and host. */
+export type SerialSighting = 'newest' | 'older'
+
 /** One audited operation, written before the caller receives its result. */
 export interface AuditEntry {
   time: string
@@ -92,5 +129,28 @@ export interface Store {
   /** Appends several entries in one durable transaction, in order; all or none are written. */
   appendAuditBatch(entries: AuditEntry[]): AuditRecord[]
   auditRecords(node: string): AuditRecord[]
+
+  putCertificate(certificate: IssuedCertificate): void
+  /** Returns the certificate with this serial (lowercase hex), or undefined. */
+  certificate(serial: string): IssuedCertificate | undefined
+  certificatesOf(app: string): IssuedCertificate[]
+  /** Marks a certificate revoked; returns false when the serial is unknown or already revoked. */
+  revokeCertificate(serial: string, reason: string, at: string): boolean
+  /** Returns every revoked certificate that has not expired at `now`, for the CRL. */
+  revokedCertificates(now: string): IssuedCertificate[]
+
+  putEnrollmentToken(token: EnrollmentToken): void
+  /**
+   * Marks the token with this hash used, atomically, so that two concurrent redemptions cannot
+   * both succeed. Fails for an unknown, used or expired token.
+   */
+  redeemEnrollmentToken(tokenHash: string, now: string): TokenRedemption
+
+  /**
+   * Records that a certificate was used. Returns 'older' when a certificate of the same
+   * application and host with a later notBefore was seen before, which means an old key is
+   * still in use: a copy.
+   */
+  recordSerialSeen(app: string, host: string, serial: string, notBefore: string): SerialSighting
   close(): void
 }

@@ -46,4 +46,34 @@ export const sqliteMigrations: readonly string[] = [
      hash TEXT NOT NULL,
      PRIMARY KEY (node, seq)
    );`,
+  `CREATE TABLE certificates (
+     serial TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     host TEXT NOT NULL,
+     addresses TEXT NOT NULL,
+     not_before TEXT NOT NULL,
+     not_after TEXT NOT NULL,
+     key_protection TEXT NOT NULL,
+     status TEXT NOT NULL,
+     revoked_at TEXT,
+     revocation_reason TEXT,
+     issued_at TEXT NOT NULL
+   );
+   CREATE INDEX certificates_by_app ON certificates (app, host);
+   CREATE TABLE enrollment_tokens (
+     token_hash TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     host TEXT NOT NULL,
+     addresses TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     used_at TEXT
+   );
+   CREATE TABLE newest_serials (
+     app TEXT NOT NULL,
+     host TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     not_before TEXT NOT NULL,
+     PRIMARY KEY (app, host)
+   );`,
 ]
