@@ -422,8 +422,8 @@ describe('authz gRPC server', () => {
     }
   })
 
-  it('creates the socket with mode 0660', () => {
-    expect(statSync(socketPath).mode & 0o777).toBe(0o660)
+  it('creates the socket with mode 0600', () => {
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600)
   })
 
   it('refuses a socket that another server is using', async () => {

@@ -50,7 +50,11 @@ export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization'
  */
 const MAX_RECEIVE_MESSAGE_BYTES = 20 * 1024 * 1024
 
-const SOCKET_MODE = 0o660
+/**
+ * Only the socket's owner may connect, as with the backend's socket: a process that can ask authz
+ * for decisions can mint decision headers for any public client certificate.
+ */
+const SOCKET_MODE = 0o600
 const SHUTDOWN_GRACE_MS = 5_000
 const SOCKET_PROBE_TIMEOUT_MS = 500
 
