@@ -92,13 +92,34 @@ describe('watchPolicies', () => {
       const first = watcher.current()
       writeFileSync(join(dir, 'a.cedar'), 'permit (principal, action, resource) when {')
       await watcher.reloadIfChanged()
+      await watcher.reloadIfChanged()
       expect(watcher.current()).toBe(first)
 
       const next = join(dir, 'a.cedar.tmp')
       writeFileSync(next, '@id("other")\npermit (principal, action, resource);\n')
       renameSync(next, join(dir, 'a.cedar'))
       await watcher.reloadIfChanged()
+      await watcher.reloadIfChanged()
       expect([...watcher.current().policies.keys()]).toEqual(['other'])
+    } finally {
+      watcher.close()
+    }
+  })
+
+  it('waits for a change to settle before loading it', async () => {
+    const dir = dirWith({ 'a.cedar': PERMIT })
+    const watcher = watchPolicies(dir, { logger, intervalMs: 60_000 })
+    try {
+      await watcher.reloadIfChanged()
+      const first = watcher.current()
+      writeFileSync(join(dir, 'a.cedar'), '@id("half")\npermit (principal, action, resource);\n')
+      await watcher.reloadIfChanged()
+      expect(watcher.current()).toBe(first)
+      writeFileSync(join(dir, 'a.cedar'), '@id("whole")\npermit (principal, action, resource);\n//')
+      await watcher.reloadIfChanged()
+      expect(watcher.current()).toBe(first)
+      await watcher.reloadIfChanged()
+      expect([...watcher.current().policies.keys()]).toEqual(['whole'])
     } finally {
       watcher.close()
     }

@@ -26,7 +26,8 @@ export function loadPolicyEngine(dir: string): PolicyEngine {
 
 /**
  * Loads `dir` now, throwing PolicyError if it is invalid, and then polls it. When the set of
- * .cedar files or their metadata changes, the whole directory is loaded and validated again, and a
+ * .cedar files or their metadata changes and then stays unchanged for one more poll, the whole
+ * directory is loaded and validated again, and a
  * valid set replaces the engine in one assignment, so every request sees either the old or the
  * new set. A bad edit keeps the last good set and logs why, once per change. Polling is used
  * because editors and deploy tools replace files by rename, which ends an fs.watch.
@@ -35,6 +36,7 @@ export function watchPolicies(dir: string, options: WatchPoliciesOptions): Polic
   const { logger } = options
   let engine = loadPolicyEngine(dir)
   let lastSignature: string | undefined
+  let pendingSignature: string | undefined
   let running: Promise<void> | undefined
 
   const attempt = async (): Promise<void> => {
@@ -45,9 +47,18 @@ export function watchPolicies(dir: string, options: WatchPoliciesOptions): Polic
       signature = `failed: ${(error as Error).message}`
     }
     if (signature === lastSignature) return
-    const first = lastSignature === undefined
+    if (lastSignature === undefined) {
+      lastSignature = signature
+      return
+    }
+    // A changed directory is loaded only once it looks the same on two checks in a row, so a
+    // file caught half-written (a truncated forbid is still valid Cedar) is never loaded.
+    if (signature !== pendingSignature) {
+      pendingSignature = signature
+      return
+    }
     lastSignature = signature
-    if (first) return
+    pendingSignature = undefined
     try {
       const next = loadPolicyEngine(dir)
       if (next.version === engine.version) return
