@@ -1,3 +1,4 @@
+import { DEFAULT_FACTS } from '../../authz/policy-cases.js'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,22 +38,7 @@ export function keyVersion(name: string, owner: string, overrides: Partial<KeyVe
 
 /** Context facts of an ordinary request on a weekday at noon UTC. */
 export function facts(overrides: Partial<ContextFacts> = {}): ContextFacts {
-  return {
-    sourceAddress: '127.0.0.1',
-    sourceMatchesHost: true,
-    certificate: {
-      issuer: 'CN=hsmgate demo root CA',
-      serial: '01',
-      lifetimeSeconds: 3600,
-      ageSeconds: 60,
-      keyProtection: 'software',
-    },
-    time: { hour: 12, minute: 0, weekday: 'Wednesday' },
-    encryptionContext: null,
-    requestBytes: 0,
-    approvalGranted: false,
-    ...overrides,
-  }
+  return { ...DEFAULT_FACTS, ...overrides }
 }
 
 /** A request by application `app` for `action`, on `key` when given. */
