@@ -5,6 +5,11 @@ export interface CheckRequest {
       certificate?: string
       address?: { socket_address?: { address?: string } | null } | null
     } | null
+    destination?: {
+      address?: { socket_address?: { address?: string; port_value?: number } | null } | null
+    } | null
+    /** Set per route in the Envoy bootstrap; clients cannot set them. */
+    context_extensions?: Record<string, string> | null
     request?: {
       http?: {
         id?: string

@@ -33,6 +33,7 @@ export interface CheckResponse {
 /** Error codes in deny bodies, each with its fixed HTTP status. */
 export type DenyCode =
   | 'unauthenticated'
+  | 'certificate_revoked'
   | 'invalid_key_name'
   | 'unknown_route'
   | 'forbidden'
@@ -40,6 +41,8 @@ export type DenyCode =
   | 'body_too_large'
   | 'authz_error'
   | 'audit_unavailable'
+  | 'certificate_superseded'
+  | 'certificate_mismatch'
 
 /** A deny with the text for the client and the details for the log. */
 export interface Deny {

@@ -13,7 +13,12 @@ import {
 import type { DecisionAuditor } from './decision-audit.js'
 import { bodyDigest, signDecision } from './decision-header.js'
 import { IdentityError, identityFromCertificate, type PeerIdentity } from './identity.js'
-import { describeOperation, resolveOperation } from './operation.js'
+import { describeOperation, resolveEnrollOperation, resolveOperation } from './operation.js'
+import { clientAddress, type TrustedProxies } from './client-address.js'
+import { detectClone, type CloneDetection } from './clone-detection.js'
+import { enrollmentIdentity, isEnrollListener } from './enroll-listener.js'
+import { checkRenewBinding } from './renew-binding.js'
+import { revocationDeny, type RevocationLookup } from './revocation.js'
 import type { PolicyEngine } from './policy-engine.js'
 import { resolvePrincipal } from './principal.js'
 import { prospectiveKey } from './prospective-key.js'
@@ -47,6 +52,14 @@ export interface CheckHandlerOptions {
   readonly decisionSecret: Buffer
   readonly trustDomain: string
   readonly logger: Logger
+  /** Port of the enrollment listener; without it no request is treated as enrollment. */
+  readonly enrollPort?: number
+  /** Proxies whose x-forwarded-for entries name the client address. */
+  readonly trustedProxies?: TrustedProxies
+  /** Records certificate serials and denies a superseded certificate; off when absent. */
+  readonly cloneDetection?: CloneDetection
+  /** Issued certificates, to deny a revoked one at once; no revocation check when absent. */
+  readonly revocations?: RevocationLookup
   /** Clock in milliseconds since the Unix epoch, replaced in tests. */
   readonly now?: () => number
 }
@@ -74,7 +87,7 @@ export function createCheckHandler(
       method: typeof http?.method === 'string' ? http.method : '',
       path: typeof http?.path === 'string' ? http.path : '',
       startedMs: performance.now(),
-      sourceAddress: sourceAddressOf(request),
+      sourceAddress: sourceAddressOf(request, options.trustedProxies),
       body: new Uint8Array(),
     }
     let outcome: Outcome
@@ -99,12 +112,15 @@ function decide(
 ): Outcome {
   const http = request.attributes?.request?.http
   const denied = (deny: Deny): Outcome => ({ allow: false, deny })
+  const enroll = isEnrollListener(request, options.enrollPort)
   try {
-    facts.identity = identityFromCertificate(
-      request.attributes?.source?.certificate ?? '',
-      options.trustDomain,
-      nowMs,
-    )
+    facts.identity = enroll
+      ? enrollmentIdentity(options.trustDomain, nowMs)
+      : identityFromCertificate(
+          request.attributes?.source?.certificate ?? '',
+          options.trustDomain,
+          nowMs,
+        )
   } catch (error) {
     if (!(error instanceof IdentityError)) throw error
     return denied({
@@ -116,7 +132,9 @@ function decide(
     })
   }
   const identity = facts.identity
-  const route = resolveOperation(facts.method, facts.path)
+  const revoked = enroll ? undefined : revocationDeny(options.revocations, identity.serialNumber)
+  if (revoked !== undefined) return denied(revoked)
+  const route = (enroll ? resolveEnrollOperation : resolveOperation)(facts.method, facts.path)
   if (!route.ok) return denied({ ...route.error, reason: route.error.code })
   const operation = (facts.operation = route.operation)
 
@@ -134,6 +152,17 @@ function decide(
     options.directory.application(name),
   )
   if (!principal.ok) return forbidden(principal.reason)
+  if (principal.principal.kind === 'application' && options.cloneDetection !== undefined) {
+    const app = principal.principal.application
+    const clone = detectClone(
+      options.cloneDetection,
+      app,
+      identity,
+      facts.decisionId,
+      options.logger,
+    )
+    if (clone !== undefined) return denied(clone)
+  }
 
   const headers = collectHeaders(http)
   if (isPartialBody(http)) {
@@ -145,6 +174,10 @@ function decide(
     })
   }
   facts.body = requestBody(http)
+  if (operation.name === 'renew') {
+    const mismatch = checkRenewBinding(identity, facts.body)
+    if (mismatch !== undefined) return denied(mismatch)
+  }
 
   let key: PolicyKey | undefined
   if ('key' in operation) {
@@ -225,7 +258,11 @@ function allowHeaders(
   return allowedResponse(headers, headersToRemove)
 }
 
-function sourceAddressOf(request: CheckRequest): string {
+/** The client address: the TCP peer, or the client behind a trusted proxy. */
+function sourceAddressOf(request: CheckRequest, proxies: TrustedProxies | undefined): string {
   const address = request.attributes?.source?.address?.socket_address?.address
-  return typeof address === 'string' ? address : ''
+  const peer = typeof address === 'string' ? address : ''
+  if (proxies === undefined) return peer
+  const forwarded = collectHeaders(request.attributes?.request?.http).get('x-forwarded-for')
+  return clientAddress(peer, forwarded, proxies)
 }

@@ -17,6 +17,8 @@ export interface PeerIdentity {
   readonly fingerprint256: string
   /** IP address SANs, as node:crypto prints them. */
   readonly ipAddresses: readonly string[]
+  /** DNS name SANs; an issued client certificate names its host here. */
+  readonly dnsNames: readonly string[]
   /** Where the client's private key lives, from the key-protection extension. */
   readonly keyProtection: KeyProtection
 }
@@ -170,6 +172,7 @@ function parseIdentity(encoded: string, trustDomain: string, nowMs: number): Pee
     notAfter,
     fingerprint256: certificate.fingerprint256,
     ipAddresses: sans.filter((san) => san.type === 'IP Address').map((san) => san.value),
+    dnsNames: sans.filter((san) => san.type === 'DNS').map((san) => san.value),
     keyProtection: keyProtectionOf(certificate.raw, certificate.fingerprint256),
   }
 }

@@ -4,6 +4,7 @@ import { loadConfig, policyDir, socketPaths } from '../config/load.js'
 import { createLogger, type Logger } from '../log/logger.js'
 import { SqliteStore } from '../store/sqlite-store.js'
 import { loadDecisionSecret } from './decision-header.js'
+import { trustedProxies } from './client-address.js'
 import { startAuthzServer } from './server.js'
 
 const USAGE = `usage: node dist/authz/main.js --config FILE
@@ -57,6 +58,11 @@ async function main(): Promise<number> {
         decisionSecret: loadDecisionSecret(config.authz.decision_secret),
         trustDomain: config.trust_domain,
         logger,
+        certificateChecks: {
+          enrollPort: config.listen.enroll_port,
+          trustedProxies: trustedProxies(config.authz.trusted_proxies),
+          cloneDetection: { ledger: store, suspend: config.authz.clone_detection.suspend },
+        },
       })
       logger.info(
         { socket: socketPath, policies, trust_domain: config.trust_domain },

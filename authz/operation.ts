@@ -18,7 +18,7 @@ export const KEYED_OPERATIONS = [
 ] as const
 
 /** Operations that take no key. */
-export const KEYLESS_OPERATIONS = ['list-keys', 'random', 'health'] as const
+export const KEYLESS_OPERATIONS = ['list-keys', 'random', 'health', 'renew', 'enroll'] as const
 
 /** Every operation name that rules may grant. */
 export const OPERATIONS = [...KEYLESS_OPERATIONS, ...KEYED_OPERATIONS] as const
@@ -51,7 +51,11 @@ const KEYLESS_ROUTES: ReadonlyMap<string, KeylessOperationName> = new Map([
   ['GET /v1/keys', 'list-keys'],
   ['POST /v1/random', 'random'],
   ['GET /v1/health', 'health'],
+  ['POST /v1/certs/renew', 'renew'],
 ])
+
+/** The only route of the enrollment listener. The main listener never maps a request to it. */
+export const ENROLL_ROUTE = 'POST /v1/enroll'
 
 /** Maximum path length. Longer paths are unknown routes. */
 const MAX_PATH_LENGTH = 2048
@@ -123,6 +127,16 @@ function keyedRouteName(method: string, segments: string[]): KeyedOperationName 
   if (segments.length === 4 && method === 'GET' && segments[3] !== '') return 'describe-key'
   if (segments.length !== 5 || method !== 'POST') return undefined
   return KEYED_ROUTES.get(segments[4] as string)
+}
+
+/**
+ * Maps a request on the enrollment listener: POST /v1/enroll is `enroll`, anything else is an
+ * unknown route. The query string is ignored, as in resolveOperation.
+ */
+export function resolveEnrollOperation(method: string, target: string): RouteResult {
+  const path = stripQuery(target)
+  if (`${method} ${path}` === ENROLL_ROUTE) return { ok: true, operation: { name: 'enroll' } }
+  return unknownRoute(method, path.length > MAX_PATH_LENGTH ? '(path too long)' : path)
 }
 
 /** Formats an operation for messages, such as `sign with key 'payments-signing'`. */

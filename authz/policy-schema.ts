@@ -19,12 +19,11 @@ export const GATEWAY_OPERATIONS_GROUP = 'gateway-operations'
 /** Approval actions form their own group, so a grant on key operations never covers them. */
 export const APPROVAL_OPERATIONS_GROUP = 'approval-operations'
 
-/** Actions declared for certificate management; no route maps to them yet. */
-export const CERTIFICATE_ACTIONS = [
-  'certificate-enroll',
-  'certificate-renew',
-  'certificate-revoke',
-] as const
+/**
+ * Actions declared for certificate management that no route maps to yet. Enrollment and renewal
+ * are the route-table operations `enroll` and `renew`.
+ */
+export const CERTIFICATE_ACTIONS = ['certificate-revoke'] as const
 
 /** Actions declared for dual control; no route maps to them yet. */
 export const APPROVAL_ACTIONS = ['approval-request', 'approval-approve', 'approval-deny'] as const

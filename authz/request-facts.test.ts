@@ -13,6 +13,7 @@ const identity: PeerIdentity = {
   notAfter: new Date('2026-03-02T00:00:00Z'),
   fingerprint256: 'AA',
   ipAddresses: ['192.0.2.10'],
+  dnsNames: [],
   keyProtection: 'tpm',
 }
 
@@ -21,7 +22,7 @@ describe('contextFacts', () => {
     const facts = contextFacts({
       identity,
       application: application('payments'),
-      sourceAddress: '127.0.0.1',
+      sourceAddress: '192.0.2.10',
       body: Buffer.from('{"algorithm":"AES_256_GCM","context":{"app":"payments"}}'),
       nowMs: Date.parse('2026-03-01T21:30:00Z'),
     })
@@ -43,6 +44,10 @@ describe('sourceMatchesHost', () => {
     expect(sourceMatchesHost('::ffff:10.0.0.5', app, [])).toBe(true)
     expect(sourceMatchesHost('2001:0db8:0:0::1', app, [])).toBe(true)
     expect(sourceMatchesHost('192.0.2.10', app, ['192.0.2.10'])).toBe(true)
+  })
+  it('binds a certificate with IP SANs to those addresses only', () => {
+    expect(sourceMatchesHost('10.0.0.5', app, ['192.0.2.10'])).toBe(false)
+    expect(sourceMatchesHost('::ffff:192.0.2.10', app, ['192.0.2.10'])).toBe(true)
   })
   it('never matches an empty, foreign or malformed address', () => {
     expect(sourceMatchesHost('', app, [])).toBe(false)

@@ -12,7 +12,7 @@ const MAX_FACT_NUMBER = Number.MAX_SAFE_INTEGER
 export interface FactSources {
   readonly identity: PeerIdentity
   readonly application: Application | undefined
-  /** The peer address Envoy reports; empty when absent. */
+  /** The client address: the peer Envoy reports, or past trusted proxies; empty when absent. */
   readonly sourceAddress: string
   readonly body: Uint8Array
   readonly nowMs: number
@@ -51,9 +51,11 @@ export function contextFacts(sources: FactSources): ContextFacts {
 }
 
 /**
- * True when the peer address is one of the application's addresses or one of the certificate's
- * IP SANs. Addresses compare in canonical form, and an IPv4-mapped IPv6 address matches its IPv4
- * form. An empty or unparsable address never matches.
+ * True when the client address is one of the certificate's IP SANs. A certificate with IP SANs
+ * is bound to those addresses alone, so it cannot be used from another host of the same
+ * application; a certificate without IP SANs falls back to the application's addresses.
+ * Addresses compare in canonical form, and an IPv4-mapped IPv6 address matches its IPv4 form.
+ * An empty or unparsable address never matches.
  */
 export function sourceMatchesHost(
   address: string,
@@ -62,11 +64,12 @@ export function sourceMatchesHost(
 ): boolean {
   const source = canonicalAddress(address)
   if (source === undefined) return false
-  const known = [...(application?.addresses ?? []), ...certificateAddresses]
+  const known =
+    certificateAddresses.length > 0 ? certificateAddresses : (application?.addresses ?? [])
   return known.some((candidate) => canonicalAddress(candidate) === source)
 }
 
-function canonicalAddress(address: string): string | undefined {
+export function canonicalAddress(address: string): string | undefined {
   const trimmed = address.trim()
   const version = isIP(trimmed)
   if (version === 4) return trimmed

@@ -3,7 +3,12 @@ import { createConnection } from 'node:net'
 import { dirname } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../log/logger.js'
-import { createCheckHandler, type CheckRequest, type CheckResponse } from './check.js'
+import {
+  createCheckHandler,
+  type CheckHandlerOptions,
+  type CheckRequest,
+  type CheckResponse,
+} from './check.js'
 import { MIN_SECRET_BYTES } from './decision-header.js'
 import { loadAuthzProtos } from './protos.js'
 import { storeAuditor } from './decision-audit.js'
@@ -16,7 +21,7 @@ export interface AuthzServerOptions {
   /** Directory of .cedar policy files. */
   readonly policyDir: string
   /** Source of applications and keys, and the audit every decision is written to. */
-  readonly store: Pick<Store, 'application' | 'keyVersions' | 'appendAuditBatch'>
+  readonly store: Pick<Store, 'application' | 'keyVersions' | 'appendAuditBatch' | 'certificate'>
   /** This node's id; authz audits as `<nodeId>/authz`. */
   readonly nodeId: string
   readonly decisionSecret: Buffer
@@ -24,6 +29,11 @@ export interface AuthzServerOptions {
   readonly logger: Logger
   /** How often the policy directory is checked for changes, in milliseconds. */
   readonly policyPollIntervalMs?: number
+  /** Enrollment listener, trusted proxies and clone detection; each is off when absent. */
+  readonly certificateChecks?: Pick<
+    CheckHandlerOptions,
+    'enrollPort' | 'trustedProxies' | 'cloneDetection'
+  >
 }
 
 export interface AuthzServer {
@@ -90,10 +100,12 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
   const check = createCheckHandler({
     policies: policies.current,
     directory: options.store,
+    revocations: options.store,
     audit: storeAuditor(options.store, options.nodeId),
     decisionSecret: options.decisionSecret,
     trustDomain: options.trustDomain,
     logger,
+    ...options.certificateChecks,
   })
   let serving = true
 

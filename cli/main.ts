@@ -5,6 +5,10 @@ import { ConfigError } from '../config/load.js'
 import { projectRoot } from '../config/project-root.js'
 import { createLogger } from '../log/logger.js'
 import { CliError, EXIT } from './cli-error.js'
+import { agentHelp, runAgent } from './commands/agent.js'
+import { runTokens, tokensHelp } from './commands/tokens.js'
+import { caHelp, runCa } from './commands/ca.js'
+import { certsHelp, runCerts } from './commands/certs.js'
 import { demoHelp, runDemo } from './commands/demo.js'
 import { initHelp, runInit } from './commands/init.js'
 import { keysHelp, runKeys } from './commands/keys.js'
@@ -24,6 +28,10 @@ Commands:
   demo    Create a setup if needed, run the gateway and show a signed, verified request.
   keys    List, create, rotate, disable, enable, destroy and check keys of a setup.
   policy  Check, test and explain the Cedar authorization policies.
+  tokens  Create single-use enrollment tokens for application hosts.
+  agent   Enroll an application host and renew its client certificate.
+  ca      Create the issuing CA's key in the HSM with a CSR, and import its certificate.
+  certs   List and revoke client certificates; publish the CRL and serving certificate.
 
 Run 'hsmgate <command> --help' for a command's options, 'hsmgate --version' for the version.
 `
@@ -34,6 +42,10 @@ const commands: Record<string, { help: string; run: typeof runInit }> = {
   demo: { help: demoHelp, run: runDemo },
   keys: { help: keysHelp, run: runKeys },
   policy: { help: policyHelp, run: runPolicy },
+  tokens: { help: tokensHelp, run: runTokens },
+  agent: { help: agentHelp, run: runAgent },
+  ca: { help: caHelp, run: runCa },
+  certs: { help: certsHelp, run: runCerts },
 }
 
 async function main(argv: string[]): Promise<number> {

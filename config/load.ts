@@ -86,12 +86,9 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
     file,
     dir,
     runtime_dir: at(config.runtime_dir),
-    tls: {
-      server_cert: at(config.tls.server_cert),
-      server_key: at(config.tls.server_key),
-      trust_bundle: at(config.tls.trust_bundle),
-    },
+    tls: { ...config.tls, trust_bundle: at(config.tls.trust_bundle) },
     authz: {
+      ...config.authz,
       policies: at(config.authz.policies ?? DEFAULT_POLICY_DIR),
       decision_secret: at(config.authz.decision_secret),
     },
@@ -110,7 +107,11 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
       })),
     },
     store: { sqlite: at(config.store.sqlite) },
-    pki: { ...config.pki, ca_cert: at(config.pki.ca_cert) },
+    pki: {
+      ...config.pki,
+      ca_cert: at(config.pki.ca_cert),
+      ca_chain: config.pki.ca_chain === undefined ? undefined : at(config.pki.ca_chain),
+    },
     probe: { cert: at(config.probe.cert), key: at(config.probe.key) },
   }
 }

@@ -3,7 +3,19 @@ import { z } from 'zod'
 const durationPattern = /^\d+(ms|s|m|h|d)$/
 
 const port = z.number().int().min(1).max(65535)
+
+/** An IPv4 or IPv6 network in CIDR notation, such as 10.0.0.0/8. */
+const cidr = z.cidrv4().or(z.cidrv6())
 const relativeOrAbsolutePath = z.string().min(1)
+
+const replacedByIssuedServingCert = z
+  .unknown()
+  .optional()
+  .refine((value) => value === undefined, {
+    message:
+      'the serving certificate is issued by the HSM CA at start and renewed automatically; ' +
+      'remove tls.server_cert and tls.server_key (set tls.server_cert_lifetime instead)',
+  })
 
 /** One HSM cluster member: a PKCS#11 module, a token in it, and where its user PIN comes from. */
 export const memberSchema = z
@@ -40,6 +52,11 @@ export const configSchema = z
       .object({
         address: z.ipv4().or(z.ipv6()),
         port,
+        /**
+         * TCP port of the enrollment listener on the same address: server TLS only, and its only
+         * route is POST /v1/enroll. Absent: no enrollment listener.
+         */
+        enroll_port: port.optional(),
       })
       .strict(),
     envoy: z
@@ -56,9 +73,14 @@ export const configSchema = z
       .strict(),
     tls: z
       .object({
-        server_cert: relativeOrAbsolutePath,
-        server_key: relativeOrAbsolutePath,
+        /** Files of earlier versions; the backend now issues the serving certificate itself. */
+        server_cert: replacedByIssuedServingCert,
+        server_key: replacedByIssuedServingCert,
         trust_bundle: relativeOrAbsolutePath,
+        /** Lifetime of the serving certificate; it is renewed after two thirds of it. */
+        server_cert_lifetime: z.string().regex(durationPattern).default('24h'),
+        /** DNS names of the serving certificate, besides the listen address. */
+        server_dns_names: z.array(z.string().min(1)).default(['localhost']),
       })
       .strict(),
     authz: z
@@ -75,6 +97,18 @@ export const configSchema = z
               "set authz.policies to a directory of .cedar files ('hsmgate init' writes policies/)",
           }),
         decision_secret: relativeOrAbsolutePath,
+        /**
+         * CIDRs of proxies in front of the gateway. When the TCP peer is one of them, the client
+         * address is the rightmost x-forwarded-for entry outside these ranges.
+         */
+        trusted_proxies: z.array(cidr).max(64).default([]),
+        clone_detection: z
+          .object({
+            /** Suspend the application when an older certificate is used after a newer one. */
+            suspend: z.boolean().default(false),
+          })
+          .strict()
+          .default({ suspend: false }),
       })
       .strict(),
     backend: z
@@ -95,6 +129,14 @@ export const configSchema = z
       .object({
         ca_cert: relativeOrAbsolutePath,
         ca_key_id: z.string().regex(/^[0-9a-f]{2,64}$/, 'the CA key CKA_ID in lowercase hex'),
+        /** Certificates above the issuing CA up to the root, PEM; set by 'hsmgate ca import'. */
+        ca_chain: relativeOrAbsolutePath.optional(),
+        /** URL in the CRL distribution point of issued certificates. */
+        crl_url: z.url({ protocol: /^https?$/ }).optional(),
+        /** How long a CRL is valid; a new one is published after half of it. */
+        crl_lifetime: z.string().regex(durationPattern).default('24h'),
+        /** Lifetime of client certificates that enrollment and renewal issue, such as '1h'. */
+        client_lifetime: z.string().regex(durationPattern).default('1h'),
       })
       .strict(),
     probe: z

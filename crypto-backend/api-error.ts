@@ -18,6 +18,16 @@ export type ApiErrorCode =
   | 'hsm_unavailable'
   | 'audit_unavailable'
   | 'internal_error'
+  | 'csr_invalid'
+  | 'key_reused'
+  | 'token_unknown'
+  | 'token_used'
+  | 'token_expired'
+  | 'certificate_unknown'
+  | 'certificate_revoked'
+  | 'certificate_expired'
+  | 'certificate_superseded'
+  | 'enrollment_unavailable'
 
 /** An error answered to the caller with its HTTP status and a message safe to show. */
 export class ApiError extends Error {

@@ -5,6 +5,8 @@ import { decisionGuard } from './decision-guard.js'
 import { errorHandler, errorResponse } from './error-handler.js'
 import { registerDataKeyRoute } from './routes/data-key.js'
 import { registerDescribeRoute } from './routes/describe.js'
+import { registerEnrollRoute } from './routes/enroll.js'
+import { registerRenewRoute } from './routes/renew.js'
 import { registerEncryptRoutes } from './routes/encrypt.js'
 import { registerLifecycleRoutes } from './routes/lifecycle.js'
 import { registerMacAndWrapRoutes } from './routes/mac-and-wrap.js'
@@ -25,6 +27,8 @@ export function createApp(deps: BackendDeps): Hono<BackendEnv> {
   registerDataKeyRoute(app, deps)
   registerMacAndWrapRoutes(app, deps)
   registerLifecycleRoutes(app, deps)
+  registerEnrollRoute(app, deps)
+  registerRenewRoute(app, deps)
 
   app.notFound((c) =>
     errorResponse(c, 404, 'not_found', 'no such operation', c.get('decisionId') ?? null),

@@ -4,6 +4,7 @@ import type { AuditBatcher, Store } from '../store/index.js'
 import type { HsmCluster } from './hsm/index.js'
 import type { KeyLifecycle } from './keys/key-lifecycle.js'
 import type { KeyRegistry } from './keys/key-registry.js'
+import type { ClientCertificates } from './pki/client-certificates.js'
 
 /** What the audit record of a request names, filled in by the route that serves it. */
 export interface AuditFacts {
@@ -36,4 +37,6 @@ export interface BackendDeps {
   decisionMaxAgeMs: number
   maxBodyBytes: number
   logger: Logger
+  /** Issues client certificates for enrollment and renewal; those routes answer 503 without. */
+  clientCertificates?: ClientCertificates
 }

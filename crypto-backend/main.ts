@@ -6,6 +6,8 @@ import { AuditBatcher, SqliteStore } from '../store/index.js'
 import { HsmCluster } from './hsm/index.js'
 import { KeyLifecycle } from './keys/key-lifecycle.js'
 import { KeyRegistry } from './keys/key-registry.js'
+import { TlsMaintainer } from './pki/tls-maintainer.js'
+import { openClientCertificates } from './pki/client-certificates.js'
 import { startBackendServer } from './server.js'
 
 /** Process entry of the crypto backend: `node dist/crypto-backend/main.js --config FILE`. */
@@ -19,6 +21,9 @@ async function main(): Promise<void> {
     logger: logger.child({ component: 'hsm' }),
     environment: config.hsm.environment,
   })
+  // The SDS files must exist before Envoy starts; `hsmgate up` starts it after this socket.
+  const tls = new TlsMaintainer(config, cluster, store, logger.child({ component: 'tls' }))
+  await tls.start()
   const server = await startBackendServer(
     {
       nodeId: config.node_id,
@@ -31,6 +36,7 @@ async function main(): Promise<void> {
       decisionMaxAgeMs: config.backend.decision_max_age_ms,
       maxBodyBytes: config.envoy.max_request_bytes,
       logger,
+      clientCertificates: await openClientCertificates(config, cluster, store),
     },
     socketPaths(config).backend,
     logger,
@@ -38,6 +44,7 @@ async function main(): Promise<void> {
 
   const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'backend stopping')
+    tls.stop()
     await server.close()
     await cluster.close()
     store.close()

@@ -1,5 +1,8 @@
+import { dirname } from 'node:path'
 import { socketPaths, type LoadedConfig } from '../config/load.js'
 import { stripHsmgateHeadersLua } from './strip-headers.js'
+import { enrollListener } from './enroll-listener.js'
+import { SDS_SECRET, sdsPaths } from '../crypto-backend/pki/sds-files.js'
 
 const API = 'type.googleapis.com/envoy'
 
@@ -29,7 +32,19 @@ export function renderBootstrap(config: LoadedConfig, accessLogPath: string): ob
       address: socketAddress('127.0.0.1', config.envoy.admin_port),
     },
     static_resources: {
-      listeners: [listener(config, accessLogPath)],
+      listeners: [
+        listener(config, accessLogPath),
+        ...(config.listen.enroll_port === undefined
+          ? []
+          : [
+              enrollListener(
+                config,
+                servingCertSds(config),
+                connectionManager(config, accessLogPath),
+                HANDSHAKE_TIMEOUT,
+              ),
+            ]),
+      ],
       clusters: [
         pipeCluster('authz', sockets.authz, true),
         pipeCluster('crypto_backend', sockets.backend, false),
@@ -84,21 +99,37 @@ function downstreamTls(config: LoadedConfig): object {
       common_tls_context: {
         tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
         alpn_protocols: ['h2', 'http/1.1'],
-        tls_certificates: [
-          {
-            certificate_chain: { filename: config.tls.server_cert },
-            private_key: { filename: config.tls.server_key },
-          },
-        ],
-        validation_context: {
-          trusted_ca: { filename: config.tls.trust_bundle },
-        },
+        tls_certificate_sds_secret_configs: [servingCertSds(config)],
+        validation_context_sds_secret_config: sdsFromFile(
+          SDS_SECRET.validation,
+          sdsPaths(config.runtime_dir).validation,
+        ),
       },
     },
   }
 }
 
-function connectionManager(config: LoadedConfig, accessLogPath: string): object {
+/** The serving certificate and key, read from the SDS file that the crypto backend renews. */
+export function servingCertSds(config: LoadedConfig): object {
+  return sdsFromFile(SDS_SECRET.serving, sdsPaths(config.runtime_dir).serving)
+}
+
+/**
+ * An SDS secret read from a local file. Envoy reloads it when a file is moved into the watched
+ * directory, which is how the writer replaces it atomically; open connections keep their TLS
+ * session and new handshakes use the new secret.
+ */
+function sdsFromFile(name: string, path: string): object {
+  return {
+    name,
+    sds_config: {
+      path_config_source: { path, watched_directory: { path: dirname(path) } },
+      resource_api_version: 'V3',
+    },
+  }
+}
+
+function connectionManager(config: LoadedConfig, accessLogPath: string): Record<string, unknown> {
   return {
     '@type': `${API}.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
     stat_prefix: 'hsmgate',

@@ -26,6 +26,8 @@ Options:
   --port PORT         TCP port of the TLS listener when a new setup is created. Default: 8443
   --admin-port PORT   TCP port of Envoy's admin interface when a new setup is created.
                       Default: 9901
+  --enroll-port PORT  TCP port of the enrollment listener when a new setup is created.
+                      Default: 8444
 `
 
 /** `hsmgate demo`: one command from a fresh checkout to a verified HSM signature. */
@@ -36,6 +38,7 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
       dir: { type: 'string', default: 'var' },
       port: { type: 'string' },
       'admin-port': { type: 'string' },
+      'enroll-port': { type: 'string' },
     },
   })
   const stop = stopSignal()
@@ -47,6 +50,7 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
       listenAddress: '127.0.0.1',
       listenPort: parsePort(values.port, '--port', 8443),
       adminPort: parsePort(values['admin-port'], '--admin-port', 9901),
+      enrollPort: parsePort(values['enroll-port'], '--enroll-port', 8444),
       logger,
     })
   }

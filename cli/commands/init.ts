@@ -16,6 +16,8 @@ Options:
   --listen ADDRESS    Address the gateway's TLS listener binds. Default: 127.0.0.1
   --port PORT         TCP port of the TLS listener. Default: 8443
   --admin-port PORT   TCP port of Envoy's admin interface, bound to 127.0.0.1. Default: 9901
+  --enroll-port PORT  TCP port of the enrollment listener (server TLS only, POST /v1/enroll
+                      only) on the listen address. Default: 8444
 `
 
 /** Parses a TCP port option, or returns `fallback` when it is absent. */
@@ -38,6 +40,7 @@ export async function runInit(argv: string[], logger: Logger): Promise<number> {
       listen: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string' },
       'admin-port': { type: 'string' },
+      'enroll-port': { type: 'string' },
     },
   })
   const layout = await createEmbeddedSetup({
@@ -46,6 +49,7 @@ export async function runInit(argv: string[], logger: Logger): Promise<number> {
     listenAddress: values.listen,
     listenPort: parsePort(values.port, '--port', 8443),
     adminPort: parsePort(values['admin-port'], '--admin-port', 9901),
+    enrollPort: parsePort(values['enroll-port'], '--enroll-port', 8444),
     logger,
   })
   process.stdout.write(`created ${layout.config}\n`)

@@ -30,8 +30,11 @@ export interface ConfigOptions {
   listenAddress: string
   listenPort: number
   adminPort: number
+  /** Port of the enrollment listener on the listen address; absent: no such listener. */
+  enrollPort?: number
   members: Array<{ name: string; label: string }>
   caKeyId: string
+  crlUrl?: string
 }
 
 /** Renders hsmgate.yaml with paths relative to the setup directory. */
@@ -41,13 +44,13 @@ export function gatewayConfig(options: ConfigOptions): string {
     trust_domain: DEMO_TRUST_DOMAIN,
     runtime_dir: 'run',
     log_level: 'info',
-    listen: { address: options.listenAddress, port: options.listenPort },
-    envoy: { admin_port: options.adminPort, max_request_bytes: 65536, request_timeout: '30s' },
-    tls: {
-      server_cert: 'pki/gateway.crt',
-      server_key: 'pki/gateway.key',
-      trust_bundle: 'pki/trust-bundle.pem',
+    listen: {
+      address: options.listenAddress,
+      port: options.listenPort,
+      enroll_port: options.enrollPort,
     },
+    envoy: { admin_port: options.adminPort, max_request_bytes: 65536, request_timeout: '30s' },
+    tls: { trust_bundle: 'pki/trust-bundle.pem', server_cert_lifetime: '24h' },
     authz: { policies: 'policies', decision_secret: 'secrets/decision.key' },
     backend: { decision_secret: 'secrets/decision.key', decision_max_age_ms: 30000 },
     hsm: {
@@ -62,7 +65,7 @@ export function gatewayConfig(options: ConfigOptions): string {
       })),
     },
     store: { sqlite: 'store/hsmgate.db' },
-    pki: { ca_cert: 'pki/ca.crt', ca_key_id: options.caKeyId },
+    pki: { ca_cert: 'pki/ca.crt', ca_key_id: options.caKeyId, crl_url: options.crlUrl },
     probe: { cert: 'pki/probe.crt', key: 'pki/probe.key' },
   }
   return '# hsmgate gateway configuration, written by hsmgate init.\n' + stringify(config)

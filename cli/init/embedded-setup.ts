@@ -16,6 +16,7 @@ import {
   probePrincipal,
   softhsmConf,
 } from './demo-files.js'
+import { demoCrlUrl, issuedRecord } from './demo-pki.js'
 import { writePrivateFile, writePublicFile } from './secret-files.js'
 import { starterPolicies } from './starter-policies.js'
 import { stateLayout, type StateLayout } from './state-layout.js'
@@ -30,7 +31,7 @@ const MEMBERS = [
 
 // NOTE: demo certificates live longer than the design's short-lived certificates, because
 // renewal by the client agent does not exist yet; `hsmgate init --force` issues new ones.
-const LIFETIME = { root: 5 * 365 * DAY, server: 30 * DAY, client: 30 * DAY }
+const LIFETIME = { root: 5 * 365 * DAY, client: 30 * DAY }
 
 export interface InitOptions {
   dir: string
@@ -38,6 +39,7 @@ export interface InitOptions {
   listenAddress: string
   listenPort: number
   adminPort: number
+  enrollPort: number
   logger: Logger
 }
 
@@ -101,10 +103,9 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
     writePublicFile(layout.trustBundle, caCert.toString('pem') + '\n')
     logger.info({ subject: caCert.subject }, 'demo root CA created with its key in the HSM')
 
-    const issuer = new CertificateIssuer(cluster, caKeyId, caCert)
-    await issueLeaf(issuer, 'server', 'hsmgate gateway', layout.serverCert, layout.serverKey, {
-      dns: ['localhost'],
-      ip: ['127.0.0.1', '::1'],
+    // The backend issues the gateway's serving certificate at every start; see tls-maintainer.
+    const issuer = new CertificateIssuer(cluster, caKeyId, caCert, {
+      crlUrl: demoCrlUrl(options.listenAddress, options.listenPort),
     })
     await issueLeaf(issuer, 'client', 'hsmgate probe', layout.probeCert, layout.probeKey, {
       uri: [probePrincipal(DEMO_TRUST_DOMAIN)],
@@ -124,8 +125,10 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
         listenAddress: options.listenAddress,
         listenPort: options.listenPort,
         adminPort: options.adminPort,
+        enrollPort: options.enrollPort,
         members: MEMBERS,
         caKeyId: caKeyId.toString('hex'),
+        crlUrl: demoCrlUrl(options.listenAddress, options.listenPort),
       }),
     )
   } finally {
@@ -176,7 +179,7 @@ async function issueLeaf(
     commonName,
     purpose,
     altNames,
-    lifetimeMs: purpose === 'server' ? LIFETIME.server : LIFETIME.client,
+    lifetimeMs: LIFETIME.client,
     publicKeySpki: publicKey.export({ type: 'spki', format: 'der' }),
   })
   writePrivateFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())
@@ -193,7 +196,7 @@ async function enrolDemoApp(
   app: string,
 ): Promise<void> {
   const dir = layout.appDir(app)
-  await issueLeaf(issuer, 'client', app, `${dir}/client.crt`, `${dir}/client.key`, {
+  const cert = await issueLeaf(issuer, 'client', app, `${dir}/client.crt`, `${dir}/client.key`, {
     uri: [appPrincipal(DEMO_TRUST_DOMAIN, app)],
   })
   writePublicFile(`${dir}/ca.crt`, caCert.toString('pem') + '\n')
@@ -205,6 +208,8 @@ async function enrolDemoApp(
     suspended: false,
     createdAt: new Date().toISOString(),
   })
+  // Recorded so that 'hsmgate certs revoke' can revoke it.
+  store.putCertificate(issuedRecord(cert, app, 'localhost', ['127.0.0.1', '::1']))
 
   const keys: Array<{ name: string; type: KeyType }> = [
     { name: `${app}-signing`, type: 'ec-p256' },

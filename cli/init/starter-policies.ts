@@ -4,7 +4,9 @@ import { KEY_OPERATIONS_GROUP } from '../../authz/policy-schema.js'
  * The starter policy files `hsmgate init` writes, by file name. They reproduce the starter
  * behaviour: each application may use its own keys for every key operation, list keys and get
  * random bytes. The readiness probe may only call health, and a suspended application is denied
- * everything. Anything else is denied by default.
+ * everything. Enrollment with a token and renewal from the certificate's own host are allowed.
+ * Anything else is denied by default. docs/policy-guide.md shows a policy that demands host
+ * binding for every request (source-address.cedar).
  */
 export function starterPolicies(): Record<string, string> {
   return {
@@ -35,6 +37,26 @@ permit (
   action == Hsmgate::Action::"health",
   resource
 );
+`,
+    'certificates.cedar': `// An agent with an enrollment token may enroll; authz maps only POST /v1/enroll on the
+// enrollment listener to this action, and the backend checks the token.
+@id("enroll-with-token")
+@reason("enrollment is authorized by the single-use token the backend checks")
+permit (
+  principal == Hsmgate::Service::"enrollment",
+  action == Hsmgate::Action::"enroll",
+  resource
+);
+
+// Each application may renew its own client certificate from the host it was issued for.
+@id("renew-own-certificate")
+@reason("an application may renew its certificate from its own host")
+permit (
+  principal is Hsmgate::Application,
+  action == Hsmgate::Action::"renew",
+  resource
+)
+when { context.sourceMatchesHost };
 `,
     'suspension.cedar': `// A suspended application is denied everything; forbid overrides every permit.
 @id("suspended-application")

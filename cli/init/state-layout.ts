@@ -16,8 +16,6 @@ export function stateLayout(dir: string) {
     decisionSecret: at('secrets', 'decision.key'),
     caCert: at('pki', 'ca.crt'),
     trustBundle: at('pki', 'trust-bundle.pem'),
-    serverCert: at('pki', 'gateway.crt'),
-    serverKey: at('pki', 'gateway.key'),
     probeCert: at('pki', 'probe.crt'),
     probeKey: at('pki', 'probe.key'),
     appDir: (app: string) => at('apps', app),

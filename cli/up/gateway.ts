@@ -38,6 +38,9 @@ export async function startGateway(
   const envoyBin = resolveEnvoyBinary(root)
   await assertPortFree(config.listen.address, config.listen.port, 'listener')
   await assertPortFree('127.0.0.1', config.envoy.admin_port, 'Envoy admin port')
+  if (config.listen.enroll_port !== undefined) {
+    await assertPortFree(config.listen.address, config.listen.enroll_port, 'enrollment listener')
+  }
 
   const logs = join(config.dir, 'logs')
   mkdirSync(config.runtime_dir, { recursive: true, mode: 0o700 })

@@ -23,7 +23,7 @@ export function probeOnce(config: LoadedConfig, timeoutMs = 3_000): Promise<numb
         port: config.listen.port,
         path: '/v1/health',
         method: 'GET',
-        ca: readFileSync(config.pki.ca_cert),
+        ca: readFileSync(config.tls.trust_bundle),
         cert: readFileSync(config.probe.cert),
         key: readFileSync(config.probe.key),
         timeout: timeoutMs,

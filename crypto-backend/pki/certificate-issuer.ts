@@ -1,11 +1,14 @@
 import 'reflect-metadata'
-import { randomBytes, webcrypto } from 'node:crypto'
+import { createPublicKey, randomBytes, webcrypto } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
 import type { HsmCluster } from '../hsm/index.js'
 import { hsmSigningKey, hsmWebCrypto } from './hsm-webcrypto.js'
+import { encodeKeyProtection, KEY_PROTECTION_OID } from '../../authz/key-protection.js'
+import type { KeyProtection } from '../../store/store.js'
 
 const ECDSA_SHA256 = { name: 'ECDSA', hash: 'SHA-256' }
 const P256_IMPORT = { name: 'ECDSA', namedCurve: 'P-256' }
+const RSA_IMPORT = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
 
 /** Subject alternative names of a leaf certificate. */
 export interface SubjectAltNames {
@@ -24,6 +27,8 @@ export interface LeafRequest {
   altNames: SubjectAltNames
   lifetimeMs: number
   publicKeySpki: Buffer
+  /** Where the subject's private key lives, written to the key-protection extension. */
+  keyProtection?: KeyProtection
 }
 
 function randomSerial(): string {
@@ -33,8 +38,12 @@ function randomSerial(): string {
   return bytes.toString('hex')
 }
 
+/** Imports an ECDSA P-256 or RSA subject public key; the CA key itself is always P-256. */
 async function importPublicKey(spki: Buffer): Promise<CryptoKey> {
-  return webcrypto.subtle.importKey('spki', spki, P256_IMPORT, true, ['verify'])
+  const rsa =
+    createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyType === 'rsa'
+  const algorithm = rsa ? RSA_IMPORT : P256_IMPORT
+  return webcrypto.subtle.importKey('spki', spki, algorithm, true, ['verify'])
 }
 
 function altNameEntries(names: SubjectAltNames): x509.JsonGeneralName[] {
@@ -43,6 +52,12 @@ function altNameEntries(names: SubjectAltNames): x509.JsonGeneralName[] {
     ...(names.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(names.ip ?? []).map((value) => ({ type: 'ip' as const, value })),
   ]
+}
+
+/** Settings that apply to every certificate an issuer signs. */
+export interface IssuerOptions {
+  /** URL written into the CRL distribution point extension of every leaf certificate. */
+  crlUrl?: string
 }
 
 /**
@@ -56,6 +71,7 @@ export class CertificateIssuer {
     private readonly cluster: HsmCluster,
     private readonly caKeyId: Buffer,
     private readonly caCertificate: x509.X509Certificate,
+    private readonly options: IssuerOptions = {},
   ) {
     this.crypto = hsmWebCrypto(cluster)
   }
@@ -116,6 +132,18 @@ export class CertificateIssuer {
           new x509.SubjectAlternativeNameExtension(altNameEntries(request.altNames), false),
           await x509.SubjectKeyIdentifierExtension.create(publicKey, false, this.crypto),
           await x509.AuthorityKeyIdentifierExtension.create(this.caCertificate, false, this.crypto),
+          ...(request.keyProtection === undefined
+            ? []
+            : [
+                new x509.Extension(
+                  KEY_PROTECTION_OID,
+                  false,
+                  new Uint8Array(encodeKeyProtection(request.keyProtection)),
+                ),
+              ]),
+          ...(this.options.crlUrl === undefined
+            ? []
+            : [new x509.CRLDistributionPointsExtension([this.options.crlUrl], false)]),
         ],
       },
       this.crypto,

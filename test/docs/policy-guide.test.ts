@@ -33,9 +33,11 @@ describe('docs/policy-guide.md', () => {
     expect([...engine.policies.keys()].sort()).toEqual([
       'business-hours',
       'context-names-caller',
+      'enroll-with-token',
       'list-and-random',
       'own-keys',
       'probe-health',
+      'renew-own-certificate',
       'restricted-needs-short-certificate',
       'restricted-needs-tpm',
       'source-matches-host',

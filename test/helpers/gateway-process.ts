@@ -36,15 +36,22 @@ export interface TestGateway {
 }
 
 /** Runs `hsmgate init` in a new temporary directory with free ports. */
-export async function initGateway(): Promise<{ dir: string; port: number; adminPort: number }> {
+export async function initGateway(): Promise<{
+  dir: string
+  port: number
+  adminPort: number
+  enrollPort: number
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'hsmgate-test-'))
   const port = await freePort()
   const adminPort = await freePort()
+  const enrollPort = await freePort()
   const args = [CLI, 'init', '--dir', dir, '--force', '--port', String(port)]
+  args.push('--enroll-port', String(enrollPort))
   await execFileAsync(process.execPath, [...args, '--admin-port', String(adminPort)], {
     env: { ...process.env, HSMGATE_LOG_LEVEL: 'warn' },
   })
-  return { dir, port, adminPort }
+  return { dir, port, adminPort, enrollPort }
 }
 
 /** Starts `hsmgate up --dir DIR` and resolves once it prints that it is ready. */

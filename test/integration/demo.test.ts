@@ -13,9 +13,13 @@ describe('hsmgate demo', () => {
   it('shows a signature that openssl verifies, then stops cleanly', async () => {
     const port = await freePort()
     const adminPort = await freePort()
+    const enrollPort = String(await freePort())
     const demo = spawn(
       process.execPath,
-      [CLI, 'demo', '--dir', dir, '--port', String(port), '--admin-port', String(adminPort)],
+      [
+        ...[CLI, 'demo', '--dir', dir, '--port', String(port), '--admin-port', String(adminPort)],
+        ...['--enroll-port', enrollPort],
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HSMGATE_LOG_LEVEL: 'warn' } },
     )
     let out = ''

@@ -46,7 +46,7 @@ describe('hsmgate init', () => {
     for (const file of ['hsm-a.pin', 'hsm-b.pin', 'decision.key']) {
       expect(statSync(join(dir, 'secrets', file)).mode & 0o777).toBe(0o600)
     }
-    expect(statSync(join(dir, 'pki', 'gateway.key')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(dir, 'pki', 'probe.key')).mode & 0o777).toBe(0o600)
   })
 
   it('puts every key on both tokens under one CKA_ID', async () => {
@@ -86,12 +86,10 @@ describe('hsmgate init', () => {
   it('issues certificates that openssl verifies', async () => {
     const dir = dirs[0]!
     const ca = join(dir, 'pki', 'ca.crt')
-    const leaves = [
-      'pki/gateway.crt',
-      'pki/probe.crt',
-      'apps/payments/client.crt',
-      'apps/reporting/client.crt',
-    ].map((p) => join(dir, p))
+    // The serving certificate is issued at start and checked in pki-profiles.test.ts.
+    const leaves = ['pki/probe.crt', 'apps/payments/client.crt', 'apps/reporting/client.crt'].map(
+      (p) => join(dir, p),
+    )
     const { stdout } = await run('openssl', ['verify', '-CAfile', ca, ...leaves])
     expect(
       stdout
@@ -102,7 +100,7 @@ describe('hsmgate init', () => {
     const text = await run('openssl', [
       'x509',
       '-in',
-      leaves[2]!,
+      leaves[1]!,
       '-noout',
       '-ext',
       'subjectAltName,extendedKeyUsage',

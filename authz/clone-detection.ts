@@ -1,0 +1,95 @@
+import { normalizeSerial } from '../store/certificate-serial.js'
+import type { Logger } from '../log/logger.js'
+import type { Application, IssuedCertificate, SerialSighting } from '../store/store.js'
+import type { Deny } from './check-response.js'
+import type { PeerIdentity } from './identity.js'
+
+/** The store operations clone detection uses. */
+export interface SerialLedger {
+  recordSerialSeen(app: string, host: string, serial: string, notBefore: string): SerialSighting
+  putApplication(app: Application): void
+  certificatesOf(app: string): IssuedCertificate[]
+}
+
+export interface CloneDetection {
+  readonly ledger: SerialLedger
+  /** Suspend the application when a copy is detected. */
+  readonly suspend: boolean
+}
+
+/**
+ * The serial last recorded as newest per application and host, so that the common case, a
+ * client using its current certificate again, needs no store write. authz is the only writer
+ * of these records on a node, so a cached serial is still the newest in the store.
+ */
+const newestSeenBy = new WeakMap<CloneDetection, Map<string, string>>()
+const NEWEST_SEEN_LIMIT = 10_000
+
+/**
+ * Returns the host a certificate is bound to: its first DNS SAN, or '' for a certificate
+ * without one (such as the demo certificates made by `hsmgate init`).
+ */
+export function hostOf(identity: PeerIdentity): string {
+  return identity.dnsNames[0] ?? ''
+}
+
+/** Returns the serial of the newest certificate issued for the application and host. */
+function newestIssued(ledger: SerialLedger, app: string, host: string): string | undefined {
+  const issued = ledger.certificatesOf(app).filter((c) => c.host === host)
+  issued.sort((a, b) => a.issuedAt.localeCompare(b.issuedAt))
+  return issued.at(-1)?.serial
+}
+
+/**
+ * Records that the application used this certificate. When a certificate of the same
+ * application and host with a later notBefore was used before, the older key is still in use
+ * after its renewal: a copy. The request is denied, an alert is logged with both serials, and
+ * with `suspend` the application is suspended so that every later request is denied too.
+ * Returns the deny, or undefined when the certificate is the newest seen.
+ */
+export function detectClone(
+  detection: CloneDetection,
+  application: Application,
+  identity: PeerIdentity,
+  decisionId: string,
+  logger: Logger,
+): Deny | undefined {
+  const host = hostOf(identity)
+  const serial = normalizeSerial(identity.serialNumber)
+  const cacheKey = `${application.name}\u0000${host}`
+  let newestSeen = newestSeenBy.get(detection)
+  if (newestSeen === undefined) newestSeenBy.set(detection, (newestSeen = new Map()))
+  if (newestSeen.get(cacheKey) === serial) return undefined
+  const sighting = detection.ledger.recordSerialSeen(
+    application.name,
+    host,
+    serial,
+    identity.notBefore.toISOString(),
+  )
+  if (sighting === 'newest') {
+    if (newestSeen.size >= NEWEST_SEEN_LIMIT) newestSeen.clear()
+    newestSeen.set(cacheKey, serial)
+    return undefined
+  }
+  if (detection.suspend && !application.suspended) {
+    detection.ledger.putApplication({ ...application, suspended: true })
+  }
+  logger.error(
+    {
+      alert: 'certificate_clone',
+      decision_id: decisionId,
+      app: application.name,
+      host,
+      serial,
+      newer_serial: newestIssued(detection.ledger, application.name, host),
+      suspended: detection.suspend,
+    },
+    'ALERT: a superseded client certificate was used after its successor; its key was copied',
+  )
+  return {
+    status: 403,
+    code: 'certificate_superseded',
+    message: 'this certificate was superseded by a newer one and may no longer be used',
+    reason: 'certificate_clone',
+  }
+}

@@ -1,0 +1,57 @@
+import { X509Certificate } from 'node:crypto'
+import type { Logger } from '../log/logger.js'
+import { agentPaths, writeCredentials } from './agent-files.js'
+import { ensurePrivateDir } from './atomic-files.js'
+import { postJson } from './gateway-client.js'
+import { newKeyAndCsr, type AgentKeyType } from './key-material.js'
+
+export interface EnrollOptions {
+  /** Base URL of the gateway's enrollment listener, such as https://gateway:8444. */
+  readonly gateway: string
+  /** PEM of the CA that issued the gateway's serving certificate. */
+  readonly caPem: string
+  readonly token: string
+  readonly dir: string
+  readonly keyType: AgentKeyType
+  readonly logger: Logger
+}
+
+/** Result of an enrollment, printed on the command's stdout. */
+export interface EnrollResult {
+  readonly serial: string
+  readonly notAfter: string
+  readonly key: string
+  readonly cert: string
+}
+
+/**
+ * Generates a key, sends its CSR with the token to POST /v1/enroll and writes the key and the
+ * returned certificate chain to `dir`. The directory is checked before the token is spent, so a
+ * failure there does not waste it. The token is never logged.
+ */
+export async function enroll(options: EnrollOptions): Promise<EnrollResult> {
+  const { logger } = options
+  ensurePrivateDir(options.dir)
+  const material = await newKeyAndCsr(options.keyType)
+  logger.info({ key_type: options.keyType }, 'key generated; sending enrollment request')
+  const answer = await postJson(
+    new URL('/v1/enroll', options.gateway).toString(),
+    { token: options.token, csr: material.csrPem },
+    { ca: options.caPem },
+  )
+  const chain = certificateOf(answer)
+  writeCredentials(options.dir, material.keyPem, chain)
+  const leaf = new X509Certificate(chain)
+  const paths = agentPaths(options.dir)
+  logger.info({ serial: leaf.serialNumber, not_after: leaf.validTo }, 'enrolled; files written')
+  return { serial: leaf.serialNumber, notAfter: new Date(leaf.validTo).toISOString(), ...paths }
+}
+
+/** Returns the PEM chain of an enrollment or renewal response, or throws when it is missing. */
+export function certificateOf(answer: Record<string, unknown>): string {
+  const pem = answer.certificate
+  if (typeof pem !== 'string' || !pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new Error('the gateway response contains no certificate')
+  }
+  return pem
+}

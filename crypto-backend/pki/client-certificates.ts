@@ -1,0 +1,101 @@
+import type { LoadedConfig } from '../../config/load.js'
+import type { KeyProtection, Store } from '../../store/store.js'
+import type { HsmCluster } from '../hsm/index.js'
+import { durationMs } from './duration.js'
+import { chainPem, openIssuingCa, type IssuingCa } from './issuing-ca.js'
+import { normalizeSerial } from '../../store/certificate-serial.js'
+
+/** The binding of a client certificate: its application, host name and host addresses. */
+export interface ClientBinding {
+  readonly app: string
+  readonly host: string
+  readonly addresses: readonly string[]
+}
+
+/** A newly issued client certificate. */
+export interface IssuedClientCertificate {
+  readonly serial: string
+  /** The leaf and the CA certificates above it, PEM. */
+  readonly chainPem: string
+  readonly notBefore: Date
+  readonly notAfter: Date
+}
+
+/**
+ * Issues the client certificates of enrollment and renewal and records each in the store. The
+ * names come from the binding only: the URI SAN spiffe://<trust domain>/app/<app>, the host as
+ * DNS SAN, the addresses as IP SANs, the clientAuth EKU and the key-protection extension.
+ */
+export class ClientCertificates {
+  constructor(
+    private readonly ca: IssuingCa,
+    private readonly store: Pick<Store, 'putCertificate'>,
+    private readonly trustDomain: string,
+    private readonly lifetimeMs: number,
+  ) {}
+
+  /** The principal authz signs enrollment decisions for; the enrollment listener only. */
+  get enrollmentPrincipal(): string {
+    return `spiffe://${this.trustDomain}/hsmgate/enrollment`
+  }
+
+  /** Returns the application an application principal names, or undefined for others. */
+  appOf(principal: string): string | undefined {
+    const prefix = `spiffe://${this.trustDomain}/app/`
+    return principal.startsWith(prefix) ? principal.slice(prefix.length) : undefined
+  }
+
+  async issue(
+    binding: ClientBinding,
+    publicKeySpki: Buffer,
+    keyProtection: KeyProtection,
+  ): Promise<IssuedClientCertificate> {
+    const leaf = await this.ca.issuer.issue({
+      commonName: binding.app,
+      purpose: 'client',
+      altNames: {
+        uri: [`spiffe://${this.trustDomain}/app/${binding.app}`],
+        dns: binding.host === '' ? [] : [binding.host],
+        ip: [...binding.addresses],
+      },
+      lifetimeMs: this.lifetimeMs,
+      publicKeySpki,
+      keyProtection,
+    })
+    const serial = normalizeSerial(leaf.serialNumber)
+    this.store.putCertificate({
+      serial,
+      app: binding.app,
+      host: binding.host,
+      addresses: [...binding.addresses],
+      notBefore: leaf.notBefore.toISOString(),
+      notAfter: leaf.notAfter.toISOString(),
+      keyProtection,
+      status: 'active',
+      revokedAt: null,
+      revocationReason: null,
+      issuedAt: new Date().toISOString(),
+    })
+    return {
+      serial,
+      chainPem: chainPem(leaf, this.ca),
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+    }
+  }
+}
+
+/** Opens the client certificate issuer of a setup: its issuing CA and pki.client_lifetime. */
+export async function openClientCertificates(
+  config: LoadedConfig,
+  cluster: HsmCluster,
+  store: Pick<Store, 'putCertificate'>,
+): Promise<ClientCertificates> {
+  const ca = await openIssuingCa(config, cluster)
+  return new ClientCertificates(
+    ca,
+    store,
+    config.trust_domain,
+    durationMs(config.pki.client_lifetime),
+  )
+}
