@@ -102,7 +102,7 @@ describe('certificate profiles', () => {
     expect(stdout).toMatch(/Next Update: /)
   })
 
-  it('refuses a client certificate whose only extended key usage is serverAuth', async () => {
+  it('refuses a serverAuth-only certificate, renewal included', async () => {
     const server = await issueWithSetupCa(gateway.dir, work, 'server-only', 'server', {
       uri: [principal],
     })
@@ -124,6 +124,11 @@ describe('certificate profiles', () => {
     // The same issuer and identity with the clientAuth usage passes, so the usage decides.
     expect((await curl(`${gateway.url}/v1/keys`, tls(client))).status).toBe(200)
     await expect(curl(`${gateway.url}/v1/keys`, tls(server))).rejects.toThrow(
+      /alert unsupported certificate/,
+    )
+    // Renewal runs on the same mutual-TLS listener, so such a certificate cannot renew either.
+    const renew = [...tls(server), '-H', 'content-type: application/json', '--data-binary', '{}']
+    await expect(curl(`${gateway.url}/v1/certs/renew`, renew)).rejects.toThrow(
       /alert unsupported certificate/,
     )
   })
