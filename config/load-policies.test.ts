@@ -42,3 +42,23 @@ describe('authz.policies', () => {
     expect(() => loadConfig(file)).toThrow(/authz\.rules: the YAML rules engine is replaced/)
   })
 })
+
+describe('ports', () => {
+  it('rejects the same port for two listeners', () => {
+    const config = parse(
+      gatewayConfig({
+        listenAddress: '127.0.0.1',
+        listenPort: 8443,
+        adminPort: 8443,
+        members: [{ name: 'hsm-a', label: 'hsmgate-a' }],
+        caKeyId: 'ab',
+      }),
+    ) as Record<string, unknown>
+    const file = join(dir, 'ports.yaml')
+    writeFileSync(file, stringify(config))
+    expect(() => loadConfig(file)).toThrow(ConfigError)
+    expect(() => loadConfig(file)).toThrow(
+      /envoy.admin_port: port 8443 is already used by listen.port/,
+    )
+  })
+})

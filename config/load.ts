@@ -53,6 +53,7 @@ export function loadConfig(file: string): LoadedConfig {
     throw new ConfigError(`${path} is invalid:\n${formatIssues(parsed.error.issues)}`)
   }
   checkUniqueMemberNames(path, parsed.data)
+  checkDistinctPorts(path, parsed.data)
   return resolvePaths(parsed.data, path)
 }
 
@@ -64,6 +65,25 @@ function formatIssues(issues: z.core.$ZodIssue[]): string {
       return `  ${field}: ${missing ? `missing; ${issue.message.replace(/, received undefined$/, '')}` : issue.message}`
     })
     .join('\n')
+}
+
+function checkDistinctPorts(path: string, config: GatewayConfig): void {
+  const ports: Array<[string, number | undefined]> = [
+    ['listen.port', config.listen.port],
+    ['listen.enroll_port', config.listen.enroll_port],
+    ['envoy.admin_port', config.envoy.admin_port],
+  ]
+  const seen = new Map<number, string>()
+  for (const [field, port] of ports) {
+    if (port === undefined) continue
+    const other = seen.get(port)
+    if (other !== undefined) {
+      throw new ConfigError(
+        `${path} is invalid:\n  ${field}: port ${port} is already used by ${other}; choose another port`,
+      )
+    }
+    seen.set(port, field)
+  }
 }
 
 function checkUniqueMemberNames(path: string, config: GatewayConfig): void {

@@ -24,6 +24,20 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/**
+ * Returns `count` distinct free ports. The kernel may hand out a port again as soon as it is
+ * closed, so each new port is checked against the ones already chosen.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const ports: number[] = []
+  for (let attempt = 0; ports.length < count && attempt < count * 20; attempt++) {
+    const port = await freePort()
+    if (!ports.includes(port)) ports.push(port)
+  }
+  if (ports.length < count) throw new Error(`found only ${ports.length} distinct free ports`)
+  return ports
+}
+
 /** A gateway made by `hsmgate init` in a temporary directory and run by `hsmgate up`. */
 export interface TestGateway {
   dir: string
@@ -43,9 +57,7 @@ export async function initGateway(): Promise<{
   enrollPort: number
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'hsmgate-test-'))
-  const port = await freePort()
-  const adminPort = await freePort()
-  const enrollPort = await freePort()
+  const [port, adminPort, enrollPort] = (await freePorts(3)) as [number, number, number]
   const args = [CLI, 'init', '--dir', dir, '--force', '--port', String(port)]
   args.push('--enroll-port', String(enrollPort))
   await execFileAsync(process.execPath, [...args, '--admin-port', String(adminPort)], {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { CLI, freePort, isRunning } from '../helpers/gateway-process.js'
+import { CLI, freePorts, isRunning } from '../helpers/gateway-process.js'
 
 const dir = join(mkdtempSync(join(tmpdir(), 'hsmgate-demo-')), 'var')
 
@@ -11,14 +11,12 @@ afterAll(() => rmSync(join(dir, '..'), { recursive: true, force: true }))
 
 describe('hsmgate demo', () => {
   it('shows a signature that openssl verifies, then stops cleanly', async () => {
-    const port = await freePort()
-    const adminPort = await freePort()
-    const enrollPort = String(await freePort())
+    const [port, adminPort, enrollPort] = (await freePorts(3)) as [number, number, number]
     const demo = spawn(
       process.execPath,
       [
         ...[CLI, 'demo', '--dir', dir, '--port', String(port), '--admin-port', String(adminPort)],
-        ...['--enroll-port', enrollPort],
+        ...['--enroll-port', String(enrollPort)],
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HSMGATE_LOG_LEVEL: 'warn' } },
     )
