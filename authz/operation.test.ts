@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { describeOperation, resolveOperation, type RouteError } from './operation.js'
+import {
+  describeOperation,
+  resolveEnrollOperation,
+  resolveOperation,
+  type RouteError,
+} from './operation.js'
 
 /** Returns the route error for a request that must not resolve. */
 function routeError(method: string, path: string): RouteError {
@@ -13,6 +18,7 @@ function routeError(method: string, path: string): RouteError {
 describe('resolveOperation', () => {
   const allowed: [string, string, object][] = [
     ['GET', '/v1/keys', { name: 'list-keys' }],
+    ['GET', '/v1/crl', { name: 'crl' }],
     ['GET', '/v1/keys?limit=10', { name: 'list-keys' }],
     ['POST', '/v1/random', { name: 'random' }],
     ['GET', '/v1/health', { name: 'health' }],
@@ -102,5 +108,26 @@ describe('describeOperation', () => {
 
   it('prints key-less operations by name', () => {
     expect(describeOperation({ name: 'list-keys' })).toBe('list-keys')
+  })
+})
+
+describe('resolveEnrollOperation', () => {
+  it('maps only enrollment and the CRL', () => {
+    expect(resolveEnrollOperation('POST', '/v1/enroll')).toEqual({
+      ok: true,
+      operation: { name: 'enroll' },
+    })
+    expect(resolveEnrollOperation('GET', '/v1/crl')).toEqual({
+      ok: true,
+      operation: { name: 'crl' },
+    })
+    for (const [method, path] of [
+      ['GET', '/v1/keys'],
+      ['POST', '/v1/crl'],
+      ['POST', '/v1/keys/payments-signing/sign'],
+      ['GET', '/v1/health'],
+    ] as const) {
+      expect(resolveEnrollOperation(method, path).ok).toBe(false)
+    }
   })
 })

@@ -18,7 +18,14 @@ export const KEYED_OPERATIONS = [
 ] as const
 
 /** Operations that take no key. */
-export const KEYLESS_OPERATIONS = ['list-keys', 'random', 'health', 'renew', 'enroll'] as const
+export const KEYLESS_OPERATIONS = [
+  'list-keys',
+  'random',
+  'health',
+  'renew',
+  'enroll',
+  'crl',
+] as const
 
 /** Every operation name that rules may grant. */
 export const OPERATIONS = [...KEYLESS_OPERATIONS, ...KEYED_OPERATIONS] as const
@@ -52,10 +59,14 @@ const KEYLESS_ROUTES: ReadonlyMap<string, KeylessOperationName> = new Map([
   ['POST /v1/random', 'random'],
   ['GET /v1/health', 'health'],
   ['POST /v1/certs/renew', 'renew'],
+  ['GET /v1/crl', 'crl'],
 ])
 
-/** The only route of the enrollment listener. The main listener never maps a request to it. */
+/** The enrollment route, which only the enrollment listener maps. */
 export const ENROLL_ROUTE = 'POST /v1/enroll'
+
+/** The CRL, which certificates name as their distribution point on the enrollment listener. */
+export const CRL_ROUTE = 'GET /v1/crl'
 
 /** Maximum path length. Longer paths are unknown routes. */
 const MAX_PATH_LENGTH = 2048
@@ -130,12 +141,13 @@ function keyedRouteName(method: string, segments: string[]): KeyedOperationName 
 }
 
 /**
- * Maps a request on the enrollment listener: POST /v1/enroll is `enroll`, anything else is an
- * unknown route. The query string is ignored, as in resolveOperation.
+ * Maps a request on the enrollment listener: POST /v1/enroll is `enroll`, GET /v1/crl is `crl`,
+ * anything else is an unknown route. The query string is ignored, as in resolveOperation.
  */
 export function resolveEnrollOperation(method: string, target: string): RouteResult {
   const path = stripQuery(target)
   if (`${method} ${path}` === ENROLL_ROUTE) return { ok: true, operation: { name: 'enroll' } }
+  if (`${method} ${path}` === CRL_ROUTE) return { ok: true, operation: { name: 'crl' } }
   return unknownRoute(method, path.length > MAX_PATH_LENGTH ? '(path too long)' : path)
 }
 

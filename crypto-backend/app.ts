@@ -5,6 +5,7 @@ import { decisionGuard } from './decision-guard.js'
 import { errorHandler, errorResponse } from './error-handler.js'
 import { registerDataKeyRoute } from './routes/data-key.js'
 import { registerDescribeRoute } from './routes/describe.js'
+import { registerCrlRoute } from './routes/crl.js'
 import { registerEnrollRoute } from './routes/enroll.js'
 import { registerRenewRoute } from './routes/renew.js'
 import { registerEncryptRoutes } from './routes/encrypt.js'
@@ -28,6 +29,7 @@ export function createApp(deps: BackendDeps): Hono<BackendEnv> {
   registerMacAndWrapRoutes(app, deps)
   registerLifecycleRoutes(app, deps)
   registerEnrollRoute(app, deps)
+  registerCrlRoute(app, deps)
   registerRenewRoute(app, deps)
 
   app.notFound((c) =>

@@ -37,6 +37,8 @@ export interface BackendDeps {
   decisionMaxAgeMs: number
   maxBodyBytes: number
   logger: Logger
+  /** The published CRL in PEM, served at GET /v1/crl; that route answers 503 without it. */
+  crlFile?: string
   /** Issues client certificates for enrollment and renewal; those routes answer 503 without. */
   clientCertificates?: ClientCertificates
 }

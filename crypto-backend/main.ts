@@ -7,6 +7,7 @@ import { HsmCluster } from './hsm/index.js'
 import { KeyLifecycle } from './keys/key-lifecycle.js'
 import { KeyRegistry } from './keys/key-registry.js'
 import { TlsMaintainer } from './pki/tls-maintainer.js'
+import { crlFile } from './pki/tls-publisher.js'
 import { openClientCertificates } from './pki/client-certificates.js'
 import { startBackendServer } from './server.js'
 
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
       maxBodyBytes: config.envoy.max_request_bytes,
       logger,
       clientCertificates: await openClientCertificates(config, cluster, store),
+      crlFile: crlFile(config),
     },
     socketPaths(config).backend,
     logger,

@@ -53,7 +53,7 @@ describe('enrollment listener', () => {
     expect(listeners(undefined).map((l) => l.name)).toEqual(['hsmgate_https'])
   })
 
-  it('requests no client certificate and routes only POST /v1/enroll to the backend', () => {
+  it('requests no client certificate and routes only enrollment and the CRL', () => {
     const enroll = listeners(8444).find((l) => l.name === 'hsmgate_enroll') as Listener
     expect(enroll.address.socket_address.port_value).toBe(8444)
     const chain = enroll.filter_chains[0]!
@@ -71,7 +71,7 @@ describe('enrollment listener', () => {
       }
     ).route_config.virtual_hosts[0]!.routes
     const toBackend = routes.filter((r) => r.route?.cluster === 'crypto_backend')
-    expect(toBackend.map((r) => r.match)).toEqual([{ path: '/v1/enroll' }])
+    expect(toBackend.map((r) => r.match)).toEqual([{ path: '/v1/enroll' }, { path: '/v1/crl' }])
   })
 
   it('leaves the main listener without the enrollment marker', () => {

@@ -3,9 +3,9 @@ import { normalizeSerial } from '../../store/certificate-serial.js'
 import type { IssuedCertificate } from '../../store/store.js'
 
 /**
- * Returns the CRL distribution point written into demo certificates: the gateway's own address, path
- * /v1/crl. The gateway does not serve that path yet; relying parties get the CRL from
- * pki/crl.pem, and Envoy gets it through SDS.
+ * Returns the CRL distribution point written into demo certificates: path /v1/crl on the
+ * enrollment listener, which serves it without a client certificate. Envoy itself gets the CRL
+ * through SDS.
  */
 export function demoCrlUrl(address: string, port: number): string {
   const host = address === '0.0.0.0' || address === '::' ? 'localhost' : address

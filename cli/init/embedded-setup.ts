@@ -105,7 +105,7 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
 
     // The backend issues the gateway's serving certificate at every start; see tls-maintainer.
     const issuer = new CertificateIssuer(cluster, caKeyId, caCert, {
-      crlUrl: demoCrlUrl(options.listenAddress, options.listenPort),
+      crlUrl: demoCrlUrl(options.listenAddress, options.enrollPort),
     })
     await issueLeaf(issuer, 'client', 'hsmgate probe', layout.probeCert, layout.probeKey, {
       uri: [probePrincipal(DEMO_TRUST_DOMAIN)],
@@ -128,7 +128,7 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
         enrollPort: options.enrollPort,
         members: MEMBERS,
         caKeyId: caKeyId.toString('hex'),
-        crlUrl: demoCrlUrl(options.listenAddress, options.listenPort),
+        crlUrl: demoCrlUrl(options.listenAddress, options.enrollPort),
       }),
     )
   } finally {

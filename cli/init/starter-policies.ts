@@ -48,6 +48,15 @@ permit (
   resource
 );
 
+// The CRL is public: anyone who reaches the gateway may fetch it, as relying parties must.
+@id("crl-public")
+@reason("the certificate revocation list is public")
+permit (
+  principal,
+  action == Hsmgate::Action::"crl",
+  resource
+);
+
 // Each application may renew its own client certificate from the host it was issued for.
 @id("renew-own-certificate")
 @reason("an application may renew its certificate from its own host")

@@ -33,6 +33,7 @@ describe('docs/policy-guide.md', () => {
     expect([...engine.policies.keys()].sort()).toEqual([
       'business-hours',
       'context-names-caller',
+      'crl-public',
       'enroll-with-token',
       'list-and-random',
       'own-keys',

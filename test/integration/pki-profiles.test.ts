@@ -15,10 +15,12 @@ import { issueWithSetupCa } from '../helpers/test-issuer.js'
 
 let gateway: TestGateway
 let work: string
+let enrollPort: number
 const principal = 'spiffe://hsmgate.demo/app/payments'
 
 beforeAll(async () => {
-  const { dir, port } = await initGateway()
+  const { dir, port, enrollPort: enroll } = await initGateway()
+  enrollPort = enroll
   gateway = await startUp(dir, port)
   work = mkdtempSync(join(tmpdir(), 'hsmgate-pki-'))
 })
@@ -61,7 +63,7 @@ describe('certificate profiles', () => {
     expect(client).toMatch(/Authority Key Identifier/)
     expect(client).toContain(`URI:${principal}`)
     expect(client).toMatch(
-      new RegExp(`CRL Distribution Points:[\\s\\S]+URI:https://127.0.0.1:${gateway.port}/v1/crl`),
+      new RegExp(`CRL Distribution Points:[\\s\\S]+URI:https://127.0.0.1:${enrollPort}/v1/crl`),
     )
 
     const { output, leaf } = await sClient()
@@ -100,6 +102,29 @@ describe('certificate profiles', () => {
     ])
     expect(stdout).toMatch(/X509v3 CRL Number/)
     expect(stdout).toMatch(/Next Update: /)
+  })
+
+  it('serves the CRL at the distribution point without a client certificate', async () => {
+    const text = await execFileAsync('openssl', [
+      'x509',
+      '-in',
+      join(gateway.dir, 'apps', 'payments', 'client.crt'),
+      '-noout',
+      '-ext',
+      'crlDistributionPoints',
+    ])
+    const url = /URI:(\S+)/.exec(text.stdout)?.[1]
+    expect(url).toBe(`https://127.0.0.1:${enrollPort}/v1/crl`)
+
+    const der = join(work, 'fetched.crl')
+    const { stdout } = await execFileAsync('curl', [
+      ...['-sS', '--fail', '--cacert', pki('ca.crt'), '-o', der, '-w', '%{content_type}', url!],
+    ])
+    expect(stdout).toBe('application/pkix-crl')
+    const parsed = await execFileAsync('openssl', [
+      ...['crl', '-inform', 'DER', '-in', der, '-CAfile', pki('ca.crt'), '-noout'],
+    ])
+    expect(parsed.stderr).toContain('verify OK')
   })
 
   it('refuses a serverAuth-only certificate, renewal included', async () => {

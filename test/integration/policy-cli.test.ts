@@ -22,7 +22,7 @@ describe('hsmgate policy', () => {
   it('check reports a valid directory', async () => {
     const result = await hsmgate(['policy', 'check', '--policies', join(dir, 'policies')])
     expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(/^ok: 11 policies in 9 files/)
+    expect(result.stdout).toMatch(/^ok: 12 policies in 9 files/)
   })
 
   it('check names file, line and column of an error and exits 78', async () => {
