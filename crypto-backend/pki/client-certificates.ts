@@ -85,12 +85,29 @@ export class ClientCertificates {
   }
 }
 
+/**
+ * Shortest client-certificate lifetime. Certificates carry a notBefore one minute in the past,
+ * so with a lifetime under a few minutes an agent's two-thirds renewal point would fall at once
+ * and it would renew without pause.
+ */
+export const MIN_CLIENT_LIFETIME_MS = 5 * 60_000
+
+/** Checks pki.client_lifetime, naming the value and the limit. */
+export function checkClientLifetime(text: string): void {
+  if (durationMs(text) < MIN_CLIENT_LIFETIME_MS) {
+    throw new RangeError(
+      `pki.client_lifetime '${text}' is shorter than 5m; set at least 5m (default 1h)`,
+    )
+  }
+}
+
 /** Opens the client certificate issuer of a setup: its issuing CA and pki.client_lifetime. */
 export async function openClientCertificates(
   config: LoadedConfig,
   cluster: HsmCluster,
   store: Pick<Store, 'putCertificate'>,
 ): Promise<ClientCertificates> {
+  checkClientLifetime(config.pki.client_lifetime)
   const ca = await openIssuingCa(config, cluster)
   return new ClientCertificates(
     ca,
