@@ -5,7 +5,7 @@ import type { DecisionAuditor } from './decision-audit.js'
 import type { PeerIdentity } from './identity.js'
 import type { Operation } from './operation.js'
 
-/** What is known about a request while it is decided, for the log and the audit. */
+/** Facts about a request while it is decided, for the log and the audit. */
 export interface Facts {
   decisionId: string
   method: string

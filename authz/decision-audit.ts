@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { AuditBatcher } from '../store/audit-batcher.js'
 import type { AuditEntry, Store } from '../store/store.js'
 
-/** What authz records about one decision. */
+/** The facts authz records about one decision. */
 export interface DecisionRecord {
   readonly decisionId: string
   readonly principal: string | undefined

@@ -6,7 +6,7 @@ import type { KeyLifecycle } from './keys/key-lifecycle.js'
 import type { KeyRegistry } from './keys/key-registry.js'
 import type { ClientCertificates } from './pki/client-certificates.js'
 
-/** What the audit record of a request names, filled in by the route that serves it. */
+/** Facts of a request for its audit record, filled in by the route that serves it. */
 export interface AuditFacts {
   operation: string
   key: string | null
@@ -37,8 +37,8 @@ export interface BackendDeps {
   decisionMaxAgeMs: number
   maxBodyBytes: number
   logger: Logger
-  /** The published CRL in PEM, served at GET /v1/crl; that route answers 503 without it. */
+  /** The published CRL in PEM, served at GET /v1/crl. Without it that route responds 503. */
   crlFile?: string
-  /** Issues client certificates for enrollment and renewal; those routes answer 503 without. */
+  /** Issues client certificates for enrollment and renewal. Without it those routes respond 503. */
   clientCertificates?: ClientCertificates
 }

@@ -6,7 +6,7 @@ import type { BackendEnv } from './context.js'
 import { KeyTypeRequestError } from '../store/key-type-request.js'
 import { HsmError } from './hsm/index.js'
 
-/** Maps an HSM failure to what the caller sees; details stay in the log. */
+/** Maps an HSM failure to the error the caller receives. Details stay in the log. */
 function fromHsmError(error: HsmError): ApiError {
   switch (error.code) {
     case 'hsm_decrypt_failed':

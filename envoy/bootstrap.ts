@@ -6,7 +6,7 @@ import { SDS_SECRET, sdsPaths } from '../crypto-backend/pki/sds-files.js'
 
 const API = 'type.googleapis.com/envoy'
 
-/** Budget for one ext_authz Check call; past it Envoy answers 503 and never allows. */
+/** Budget for one ext_authz Check call. Past it Envoy responds 503 and never allows. */
 const AUTHZ_TIMEOUT = '2s'
 
 /** Upper bound on open client connections; without one Envoy accepts any number. */
@@ -192,7 +192,7 @@ function extAuthz(config: LoadedConfig): object {
     failure_mode_allow: false,
     status_on_error: { code: 'ServiceUnavailable' },
     include_peer_certificate: true,
-    // The whole body or nothing: a larger body is answered with 413 before authz is asked.
+    // The whole body or nothing: Envoy rejects a larger body with 413 before it calls authz.
     with_request_body: {
       max_request_bytes: config.envoy.max_request_bytes,
       allow_partial_message: false,
@@ -202,7 +202,7 @@ function extAuthz(config: LoadedConfig): object {
 }
 
 /**
- * Envoy answers a body over the limit itself, before authz runs; this gives that answer the
+ * Envoy rejects a body over the limit itself, before authz runs. This gives that response the
  * API's JSON error shape. It carries no decision id because no decision was made.
  */
 function payloadTooLargeReply(maxBytes: number): object {

@@ -17,7 +17,7 @@ export type KeyType = (typeof KEY_TYPES)[number]
 /** State of one key version's lifecycle; a destroyed version has no key material left. */
 export type KeyState = 'enabled' | 'disabled' | 'destroyed'
 
-/** How sensitive a key's data is; policies may demand more of callers for higher levels. */
+/** Sensitivity level of a key's data. Policies may demand more of callers for higher levels. */
 export type Classification = 'public' | 'internal' | 'confidential' | 'restricted'
 
 /** Metadata of one key version; the key material stays in the HSM under `ckaId`. */
@@ -46,7 +46,7 @@ export interface Application {
   createdAt: string
 }
 
-/** How a client certificate's private key is protected, as recorded at issuance. */
+/** Protection of a client certificate's private key, as recorded at issuance. */
 export type KeyProtection = 'software' | 'tpm'
 
 /** A client certificate the gateway issued. */
@@ -113,7 +113,7 @@ export interface AuditRecord extends AuditEntry {
 
 /**
  * The state store behind the gateway. Implementations must make `appendAudit` durable before
- * it returns, because the backend answers only after the record is written.
+ * it returns, because the backend responds only after the record is written.
  */
 export interface Store {
   putKeyVersion(key: KeyVersion): void

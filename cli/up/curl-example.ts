@@ -1,7 +1,7 @@
 import type { LoadedConfig } from '../../config/load.js'
 import { localAddress } from './readiness.js'
 
-/** The gateway's base URL as clients on this machine reach it. */
+/** Returns the gateway's base URL as clients on this machine reach it. */
 export function gatewayUrl(config: LoadedConfig): string {
   const host = localAddress(config)
   return `https://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`
@@ -34,7 +34,7 @@ export function signCurlArgs(config: LoadedConfig, app: string, message: string)
   ]
 }
 
-/** A curl command, with absolute paths, that signs a message as the demo application `app`. */
+/** Returns a curl command, with absolute paths, that signs a message as the demo application `app`. */
 export function curlExample(config: LoadedConfig, app: string): string {
   return shellCommand(signCurlArgs(config, app, 'hello hsmgate'))
 }

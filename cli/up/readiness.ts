@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { request } from 'node:https'
 import type { LoadedConfig } from '../../config/load.js'
 
-/** The address clients on this machine use for the listener. */
+/** Returns the address that clients on this machine use for the listener. */
 export function localAddress(config: LoadedConfig): string {
   const address = config.listen.address
   if (address === '0.0.0.0') return '127.0.0.1'
@@ -34,7 +34,7 @@ export function probeOnce(config: LoadedConfig, timeoutMs = 3_000): Promise<numb
         res.on('end', () => resolve(res.statusCode ?? 0))
       },
     )
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('timeout', () => req.destroy(new Error(`no response within ${timeoutMs} ms`)))
     req.on('error', reject)
     req.end()
   })
