@@ -4,6 +4,8 @@ import type { CheckRequest } from './check-request.js'
 import type { DecisionAuditor } from './decision-audit.js'
 import type { PeerIdentity } from './identity.js'
 import type { Operation } from './operation.js'
+import type { ApprovalOperation } from './approval-routes.js'
+import { recordDecision } from '../metrics/authz-metrics.js'
 
 /** Facts about a request while it is decided, for the log and the audit. */
 export interface Facts {
@@ -14,7 +16,11 @@ export interface Facts {
   sourceAddress: string
   body: Uint8Array
   identity?: PeerIdentity
-  operation?: Operation
+  operation?: Operation | ApprovalOperation
+  /** Name of the registered application the principal resolved to; a metrics label. */
+  application?: string
+  /** Whether the operation's key exists in the store, so its name may be a metrics label. */
+  keyKnown?: boolean
 }
 
 /** A decision: a deny, or an allow with Envoy's answer and the permitting policies. */
@@ -73,6 +79,7 @@ export async function finish(
     })
   } catch (error) {
     options.logger.error({ ...fields, err: error }, 'audit write failed; request denied')
+    observeDecision(facts, false, 503)
     return deniedResponse(facts.decisionId, {
       status: 503,
       code: 'audit_unavailable',
@@ -83,5 +90,22 @@ export async function finish(
   const result = outcome.allow ? 'allow' : 'deny'
   const extra = deny === undefined ? {} : { http_status: deny.status, ...deny.logFields }
   options.logger.info({ ...fields, result, reason, ...extra }, 'authorization decision')
+  observeDecision(facts, outcome.allow, deny?.status ?? 200)
   return outcome.allow ? outcome.headers : deniedResponse(facts.decisionId, outcome.deny)
+}
+
+/**
+ * Counts the decision in the metrics. A key name becomes a label only when the key exists, or
+ * when create-key was allowed and so creates it, which keeps the label set bounded by the store.
+ */
+function observeDecision(facts: Facts, allowed: boolean, status: number): void {
+  const operation = facts.operation
+  const named = operation !== undefined && 'key' in operation
+  const creates = allowed && operation?.name === 'create-key'
+  const key = named && (facts.keyKnown === true || creates) ? operation.key : undefined
+  const seconds = (performance.now() - facts.startedMs) / 1000
+  recordDecision(
+    { operation: operation?.name, key, application: facts.application, allowed, status },
+    seconds,
+  )
 }

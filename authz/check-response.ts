@@ -43,10 +43,12 @@ export type DenyCode =
   | 'audit_unavailable'
   | 'certificate_superseded'
   | 'certificate_mismatch'
+  | 'quota_exceeded'
+  | 'approval_required'
 
 /** A deny with the text for the client and the details for the log. */
 export interface Deny {
-  readonly status: 400 | 401 | 403 | 404 | 413 | 503
+  readonly status: 400 | 401 | 403 | 404 | 413 | 429 | 503
   readonly code: DenyCode
   /** Text safe to return to the client. */
   readonly message: string
@@ -55,6 +57,8 @@ export interface Deny {
   /** Ids of the policies that determined a policy deny; returned to the client. */
   readonly policyIds?: readonly string[]
   readonly logFields?: Record<string, unknown>
+  /** Extra response headers, such as retry-after on a 429. */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** Builds the deny answer: the HTTP status and `{"error": {...}}` body Envoy returns. */
@@ -72,6 +76,7 @@ export function deniedResponse(decisionId: string, deny: Deny): CheckResponse {
       headers: [
         overwrite('content-type', 'application/json'),
         overwrite(DECISION_ID_HEADER, decisionId),
+        ...Object.entries(deny.headers ?? {}).map(([name, value]) => overwrite(name, value)),
       ],
       body: JSON.stringify({ error }),
     },

@@ -206,10 +206,25 @@ describe('createCheckHandler', () => {
     const { check, audited } = handler()
     const body = Buffer.from('{"type":"aes-256","tags":["team-a"]}')
     const response = await check(
-      request({ method: 'POST', path: '/v1/keys/new-key/create', raw_body: body }),
+      request({ method: 'POST', path: '/v1/keys/payments-new/create', raw_body: body }),
     )
     expect(response.ok_response).toBeDefined()
-    expect(audited[0]).toMatchObject({ allowed: true, policyIds: ['own-keys'], key: 'new-key' })
+    expect(audited[0]).toMatchObject({
+      allowed: true,
+      policyIds: ['own-keys'],
+      key: 'payments-new',
+    })
+  })
+
+  it('denies create-key outside the caller namespace', async () => {
+    const { check, audited } = handler()
+    for (const name of ['new-key', 'reporting-new']) {
+      const response = await check(
+        request({ method: 'POST', path: `/v1/keys/${name}/create`, raw_body: Buffer.from('{}') }),
+      )
+      expect(response.denied_response?.status.code, name).toBe(403)
+    }
+    expect(audited[0]).toMatchObject({ allowed: false, policyIds: ['key-namespace'] })
   })
 
   it('denies create-key on a name another application already owns', async () => {

@@ -11,7 +11,8 @@ import {
   type Deny,
 } from './check-response.js'
 import type { DecisionAuditor } from './decision-audit.js'
-import { bodyDigest, signDecision } from './decision-header.js'
+import { bodyDigest, MAX_SOURCE_ADDRESS_LENGTH, signDecision } from './decision-header.js'
+import { normalizeSerial } from '../store/certificate-serial.js'
 import { IdentityError, identityFromCertificate, type PeerIdentity } from './identity.js'
 import { describeOperation, resolveEnrollOperation, resolveOperation } from './operation.js'
 import { clientAddress, type TrustedProxies } from './client-address.js'
@@ -22,10 +23,19 @@ import { revocationDeny, type RevocationLookup } from './revocation.js'
 import type { PolicyEngine } from './policy-engine.js'
 import { resolvePrincipal } from './principal.js'
 import { prospectiveKey } from './prospective-key.js'
-import type { PolicyKey } from './policy-request.js'
+import { namespaceOwner } from '../crypto-backend/keys/key-namespace.js'
+import type { PolicyKey, PolicyPrincipal } from './policy-request.js'
 import { contextFacts } from './request-facts.js'
 import { collectHeaders, isPartialBody, requestBody, type CheckRequest } from './check-request.js'
 import { finish, internalError, type Facts, type Outcome } from './check-outcome.js'
+import { resolveApprovalRoute, type ApprovalOperation } from './approval-routes.js'
+import { approvalRouteDeny } from './approval-check.js'
+import {
+  approvalGate,
+  observeUsage,
+  type ControlledRequest,
+  type RuntimeControls,
+} from './controls.js'
 
 export {
   DECISION_HEADER,
@@ -62,6 +72,8 @@ export interface CheckHandlerOptions {
   readonly revocations?: RevocationLookup
   /** Clock in milliseconds since the Unix epoch, replaced in tests. */
   readonly now?: () => number
+  /** Quotas, anomaly rules, alerts and dual control; none of them applies when absent. */
+  readonly controls?: RuntimeControls
 }
 
 /** Returns a random decision id: `d_` and 16 random bytes as base64url. */
@@ -134,6 +146,10 @@ function decide(
   const identity = facts.identity
   const revoked = enroll ? undefined : revocationDeny(options.revocations, identity.serialNumber)
   if (revoked !== undefined) return denied(revoked)
+  const approvalRoute = enroll ? undefined : resolveApprovalRoute(facts.method, facts.path)
+  if (approvalRoute !== undefined) {
+    return decideApprovalRoute(options, request, facts, approvalRoute, nowMs)
+  }
   const route = (enroll ? resolveEnrollOperation : resolveOperation)(facts.method, facts.path)
   if (!route.ok) return denied({ ...route.error, reason: route.error.code })
   const operation = (facts.operation = route.operation)
@@ -152,6 +168,9 @@ function decide(
     options.directory.application(name),
   )
   if (!principal.ok) return forbidden(principal.reason)
+  if (principal.principal.kind === 'application') {
+    facts.application = principal.principal.application.name
+  }
   if (principal.principal.kind === 'application' && options.cloneDetection !== undefined) {
     const app = principal.principal.application
     const clone = detectClone(
@@ -182,6 +201,7 @@ function decide(
   let key: PolicyKey | undefined
   if ('key' in operation) {
     key = options.directory.keyVersions(operation.key)[0]
+    facts.keyKnown = key !== undefined
     if (key === undefined && operation.name === 'create-key') {
       key = prospectiveKey(operation.key, principal.principal, facts.body)
     }
@@ -193,21 +213,36 @@ function decide(
         reason: 'key_not_found',
       })
     }
+    const registered = (app: string): boolean => options.directory.application(app) !== undefined
+    key = { ...key, namespace: namespaceOwner(key.name, registered) }
   }
 
-  const application = principal.principal.kind === 'application'
+  const controlled = {
+    identity,
+    operation: operation.name,
+    key: 'key' in operation ? operation.key : undefined,
+    sourceAddress: facts.sourceAddress,
+    body: facts.body,
+    decisionId: facts.decisionId,
+    nowMs,
+  }
+  const caller = controlledPrincipal(options, principal.principal, controlled)
+  const gate = approvalGate(options.controls, caller, key, controlled)
   const engine = options.policies()
   const decision = engine.decide({
-    principal: principal.principal,
+    principal: caller,
     action: operation.name,
     ...(key === undefined ? {} : { key }),
-    context: contextFacts({
-      identity,
-      application: application ? principal.principal.application : undefined,
-      sourceAddress: facts.sourceAddress,
-      body: facts.body,
-      nowMs,
-    }),
+    context: {
+      ...contextFacts({
+        identity,
+        application: caller.kind === 'application' ? caller.application : undefined,
+        sourceAddress: facts.sourceAddress,
+        body: facts.body,
+        nowMs,
+      }),
+      approvalGranted: gate.deny === undefined && gate.granted,
+    },
   })
   if (decision.errors.length > 0) {
     options.logger.warn(
@@ -219,11 +254,70 @@ function decide(
     const ids = decision.policyIds
     return forbidden(decision.reason, ids, `${decision.reason} (policy ${ids.join(', ')})`)
   }
+  if (gate.deny !== undefined) return denied(gate.deny)
+  const overQuota =
+    caller.kind === 'application'
+      ? options.controls?.quotas?.charge(
+          { app: caller.application.name, operation: operation.name, key: controlled.key },
+          nowMs,
+        )
+      : undefined
+  if (overQuota !== undefined) return denied(overQuota)
+  const grantUsed = gate.take()
+  if (grantUsed !== undefined) return denied(grantUsed)
   return {
     allow: true,
     headers: allowHeaders(options, identity, facts, headers, nowMs),
     policyIds: decision.policyIds,
     reason: decision.reason,
+  }
+}
+
+/** Runs the anomaly rules for an application; returns the principal the policies must see. */
+function controlledPrincipal(
+  options: CheckHandlerOptions,
+  principal: PolicyPrincipal,
+  request: ControlledRequest,
+): PolicyPrincipal {
+  if (options.controls === undefined || principal.kind !== 'application') return principal
+  const application = observeUsage(options.controls, principal.application, request, options.logger)
+  return application === principal.application ? principal : { kind: 'application', application }
+}
+
+/** Decides a call of the approvals API; see approvalRouteDeny. */
+function decideApprovalRoute(
+  options: CheckHandlerOptions,
+  request: CheckRequest,
+  facts: Facts,
+  route: ApprovalOperation | Deny,
+  nowMs: number,
+): Outcome {
+  if (!('name' in route)) return { allow: false, deny: route }
+  const identity = facts.identity as PeerIdentity
+  facts.operation = route
+  const http = request.attributes?.request?.http
+  if (isPartialBody(http)) {
+    const reason = 'partial_body'
+    return {
+      allow: false,
+      deny: { status: 413, code: 'body_too_large', message: 'request body is too large', reason },
+    }
+  }
+  const deny = approvalRouteDeny(
+    route,
+    identity.principal,
+    options.trustDomain,
+    options.controls?.dualControl,
+    (name) => options.directory.application(name),
+  )
+  if (deny !== undefined) return { allow: false, deny }
+  facts.body = requestBody(http)
+  const headers = allowHeaders(options, identity, facts, collectHeaders(http), nowMs)
+  return {
+    allow: true,
+    headers,
+    policyIds: [],
+    reason: 'approval API call by an authorized principal',
   }
 }
 
@@ -245,6 +339,9 @@ function allowHeaders(
         path: facts.path,
         bodyDigest: bodyDigest(facts.body),
         issuedAtMs: nowMs,
+        // The backend copies these into its own audit record of the operation.
+        certSerial: normalizeSerial(identity.serialNumber),
+        sourceAddress: facts.sourceAddress.slice(0, MAX_SOURCE_ADDRESS_LENGTH),
       }),
     ),
     overwrite(DECISION_ID_HEADER, facts.decisionId),

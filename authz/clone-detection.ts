@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.js'
 import type { Application, IssuedCertificate, SerialSighting } from '../store/store.js'
 import type { Deny } from './check-response.js'
 import type { PeerIdentity } from './identity.js'
+import type { Alerter } from './alert.js'
 
 /** The store operations clone detection uses. */
 export interface SerialLedger {
@@ -15,6 +16,8 @@ export interface CloneDetection {
   readonly ledger: SerialLedger
   /** Suspend the application when a copy is detected. */
   readonly suspend: boolean
+  /** Sends the alert of a detected copy; without it the alert is only logged. */
+  readonly alerter?: Alerter
 }
 
 /**
@@ -74,18 +77,32 @@ export function detectClone(
   if (detection.suspend && !application.suspended) {
     detection.ledger.putApplication({ ...application, suspended: true })
   }
-  logger.error(
-    {
-      alert: 'certificate_clone',
-      decision_id: decisionId,
+  const message = 'a superseded client certificate was used after its successor; its key was copied'
+  const newerSerial = newestIssued(detection.ledger, application.name, host)
+  if (detection.alerter !== undefined) {
+    detection.alerter.raise({
+      rule: 'certificate_clone',
       app: application.name,
-      host,
-      serial,
-      newer_serial: newestIssued(detection.ledger, application.name, host),
-      suspended: detection.suspend,
-    },
-    'ALERT: a superseded client certificate was used after its successor; its key was copied',
-  )
+      subject: serial,
+      message,
+      decisionId,
+      actions: detection.suspend ? ['suspend'] : [],
+      details: { host, serial, newer_serial: newerSerial, suspended: detection.suspend },
+    })
+  } else {
+    logger.error(
+      {
+        alert: 'certificate_clone',
+        decision_id: decisionId,
+        app: application.name,
+        host,
+        serial,
+        newer_serial: newerSerial,
+        suspended: detection.suspend,
+      },
+      `ALERT: ${message}`,
+    )
+  }
   return {
     status: 403,
     code: 'certificate_superseded',

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { AuditBatcher } from '../store/audit-batcher.js'
+import { normalizeSerial } from '../store/certificate-serial.js'
 import type { AuditEntry, Store } from '../store/store.js'
 
 /** The facts authz records about one decision. */
@@ -45,7 +46,7 @@ export function storeAuditor(
       time: new Date().toISOString(),
       node,
       principal: record.principal ?? '',
-      certSerial: record.certSerial ?? null,
+      certSerial: record.certSerial ? normalizeSerial(record.certSerial) : null,
       sourceAddress: record.sourceAddress === '' ? null : record.sourceAddress,
       decisionId: record.decisionId,
       operation: record.operation ?? 'unknown',

@@ -38,8 +38,19 @@ function sign(overrides: Partial<Parameters<typeof signDecision>[1]> = {}): stri
 }
 
 describe('signDecision', () => {
-  it('produces v1.<issuedAt>.<decisionId>.<mac>', () => {
-    expect(sign()).toMatch(/^v1\.1750000000000\.d_A{22}\.[A-Za-z0-9_-]{43}$/)
+  it('produces v2.<issuedAt>.<decisionId>.<serial>.<address>.<mac>', () => {
+    expect(sign()).toMatch(/^v2\.1750000000000\.d_A{22}\.\.\.[A-Za-z0-9_-]{43}$/)
+    expect(sign({ certSerial: '0a1b', sourceAddress: '::1' })).toMatch(
+      /^v2\.1750000000000\.d_A{22}\.0a1b\.Ojox\.[A-Za-z0-9_-]{43}$/,
+    )
+  })
+
+  it('rejects an uppercase certificate serial', () => {
+    expect(() => sign({ certSerial: '0A1B' })).toThrow(TypeError)
+  })
+
+  it('rejects a source address over 64 characters', () => {
+    expect(() => sign({ sourceAddress: 'a'.repeat(65) })).toThrow(TypeError)
   })
 
   it('rejects a decision id containing a dot', () => {
@@ -67,7 +78,39 @@ describe('signDecision', () => {
 describe('verifyDecision', () => {
   it('accepts a fresh decision for the same request', () => {
     const result = verifyDecision(secret, sign(), request, issuedAtMs + 10, maxAgeMs)
-    expect(result).toEqual({ ok: true, decisionId: 'd_AAAAAAAAAAAAAAAAAAAAAA' })
+    expect(result).toEqual({
+      ok: true,
+      decisionId: 'd_AAAAAAAAAAAAAAAAAAAAAA',
+      certSerial: null,
+      sourceAddress: null,
+    })
+  })
+
+  it('returns the bound serial and source address', () => {
+    const header = sign({ certSerial: '5e0a', sourceAddress: '2001:db8::7' })
+    const result = verifyDecision(secret, header, request, issuedAtMs, maxAgeMs)
+    expect(result).toEqual({
+      ok: true,
+      decisionId: 'd_AAAAAAAAAAAAAAAAAAAAAA',
+      certSerial: '5e0a',
+      sourceAddress: '2001:db8::7',
+    })
+  })
+
+  it('rejects a replaced certificate serial', () => {
+    const header = sign({ certSerial: '5e0a' }).replace('.5e0a.', '.5e0b.')
+    const result = verifyDecision(secret, header, request, issuedAtMs, maxAgeMs)
+    expect(result).toEqual({ ok: false, reason: 'decision MAC does not match the request' })
+  })
+
+  it('rejects a replaced source address', () => {
+    const address = (text: string) => Buffer.from(text).toString('base64url')
+    const header = sign({ sourceAddress: '10.0.0.7' }).replace(
+      `.${address('10.0.0.7')}.`,
+      `.${address('10.0.0.8')}.`,
+    )
+    const result = verifyDecision(secret, header, request, issuedAtMs, maxAgeMs)
+    expect(result).toEqual({ ok: false, reason: 'decision MAC does not match the request' })
   })
 
   it('accepts a decision exactly maxAgeMs old', () => {
@@ -139,17 +182,20 @@ describe('verifyDecision', () => {
   const malformed: [string, string | undefined][] = [
     ['missing', undefined],
     ['empty', ''],
-    ['three parts', `v1.${issuedAtMs}.d_x`],
-    ['five parts', `v1.${issuedAtMs}.d_x.${mac}.x`],
-    ['version v2', `v2.${issuedAtMs}.d_x.${mac}`],
-    ['non-numeric issuedAt', `v1.12a.d_x.${mac}`],
-    ['leading zero issuedAt', `v1.0${issuedAtMs}.d_x.${mac}`],
-    ['negative issuedAt', `v1.-1.d_x.${mac}`],
-    ['empty decision id', `v1.${issuedAtMs}..${mac}`],
-    ['decision id with slash', `v1.${issuedAtMs}.d/x.${mac}`],
-    ['short MAC', `v1.${issuedAtMs}.d_x.${mac.slice(1)}`],
-    ['padded MAC', `v1.${issuedAtMs}.d_x.${mac}=`],
-    ['overlong header', `v1.${issuedAtMs}.${'d'.repeat(600)}.${mac}`],
+    ['five parts', `v2.${issuedAtMs}.d_x..${mac}`],
+    ['seven parts', `v2.${issuedAtMs}.d_x...${mac}.x`],
+    ['version v1', `v1.${issuedAtMs}.d_x.${mac}`],
+    ['version v1 with six parts', `v1.${issuedAtMs}.d_x...${mac}`],
+    ['non-numeric issuedAt', `v2.12a.d_x...${mac}`],
+    ['leading zero issuedAt', `v2.0${issuedAtMs}.d_x...${mac}`],
+    ['negative issuedAt', `v2.-1.d_x...${mac}`],
+    ['empty decision id', `v2.${issuedAtMs}....${mac}`],
+    ['decision id with slash', `v2.${issuedAtMs}.d/x...${mac}`],
+    ['uppercase serial', `v2.${issuedAtMs}.d_x.0A..${mac}`],
+    ['address with padding', `v2.${issuedAtMs}.d_x..OjoxMg==.${mac}`],
+    ['short MAC', `v2.${issuedAtMs}.d_x...${mac.slice(1)}`],
+    ['padded MAC', `v2.${issuedAtMs}.d_x...${mac}=`],
+    ['overlong header', `v2.${issuedAtMs}.${'d'.repeat(600)}...${mac}`],
   ]
   for (const [name, header] of malformed) {
     it(`rejects a malformed header: ${name}`, () => {

@@ -4,7 +4,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 
 /** Version tag at the start of every decision header value. */
-export const DECISION_VERSION = 'v1'
+export const DECISION_VERSION = 'v2'
 
 /** Minimum length of the HMAC key in bytes, equal to the SHA-256 output size. */
 export const MIN_SECRET_BYTES = 32
@@ -26,6 +26,12 @@ const ISSUED_AT_PATTERN = /^(0|[1-9][0-9]{0,15})$/
 /** base64url of a 32-byte HMAC-SHA-256 tag, without padding. */
 const MAC_PATTERN = /^[A-Za-z0-9_-]{43}$/
 const BODY_DIGEST_PATTERN = /^[0-9a-f]{64}$/
+/** Lowercase hex certificate serial as normalizeSerial() returns it; empty when there is none. */
+const CERT_SERIAL_PATTERN = /^[0-9a-f]{0,64}$/
+/** base64url of a source address of up to 64 characters, without padding. */
+const SOURCE_ADDRESS_PATTERN = /^[A-Za-z0-9_-]{0,86}$/
+/** Maximum source address length in characters, as authz records it. */
+export const MAX_SOURCE_ADDRESS_LENGTH = 64
 
 /** A decision secret file that is missing, too short, or readable by other users. */
 export class DecisionSecretError extends Error {
@@ -51,6 +57,10 @@ export interface DecisionClaims {
   readonly bodyDigest: string
   /** Milliseconds since the Unix epoch when ext_authz made the decision. */
   readonly issuedAtMs: number
+  /** Serial of the client certificate in lowercase hex; absent or empty when there is none. */
+  readonly certSerial?: string
+  /** Client address that authz decided on (at most 64 characters); absent when unknown. */
+  readonly sourceAddress?: string
 }
 
 /** The request as the backend received it, to compare against a decision header. */
@@ -61,7 +71,17 @@ export interface DecisionRequest {
   readonly body: Uint8Array
 }
 
-export type DecisionVerification = { ok: true; decisionId: string } | { ok: false; reason: string }
+/** A verified decision with the facts that authz bound into it. */
+export interface VerifiedDecision {
+  ok: true
+  decisionId: string
+  /** The certificate serial authz saw, or null when the request had none (enrollment). */
+  certSerial: string | null
+  /** The client address authz decided on, or null when it was unknown. */
+  sourceAddress: string | null
+}
+
+export type DecisionVerification = VerifiedDecision | { ok: false; reason: string }
 
 /**
  * Reads the HMAC key shared by ext_authz and the crypto backend. The file must be a regular file
@@ -115,9 +135,12 @@ export function bodyDigest(body: Uint8Array): string {
 }
 
 /**
- * Signs a decision and returns the header value `v1.<issuedAtMs>.<decisionId>.<mac>`, where mac
- * is the unpadded base64url HMAC-SHA-256 over macInput(). Throws TypeError on claims that the
- * format cannot carry (a decision id outside [A-Za-z0-9_-], a non-integer time, a bad digest).
+ * Signs a decision and returns the header value
+ * `v2.<issuedAtMs>.<decisionId>.<certSerial>.<sourceAddress>.<mac>`, where the source address is
+ * unpadded base64url and mac is the unpadded base64url HMAC-SHA-256 over macInput(). Throws
+ * TypeError on claims that the format cannot carry (a decision id outside [A-Za-z0-9_-], a
+ * non-integer time, a bad digest, a serial that is not lowercase hex, an address over 64
+ * characters).
  */
 export function signDecision(secret: Buffer, claims: DecisionClaims): string {
   checkSecret(secret)
@@ -130,9 +153,19 @@ export function signDecision(secret: Buffer, claims: DecisionClaims): string {
   if (!BODY_DIGEST_PATTERN.test(claims.bodyDigest)) {
     throw new TypeError('bodyDigest must be a lowercase hex SHA-256 digest')
   }
+  const certSerial = claims.certSerial ?? ''
+  if (!CERT_SERIAL_PATTERN.test(certSerial)) {
+    throw new TypeError('certSerial must be at most 64 lowercase hex digits')
+  }
+  const sourceAddress = claims.sourceAddress ?? ''
+  if (sourceAddress.length > MAX_SOURCE_ADDRESS_LENGTH) {
+    throw new TypeError(`sourceAddress must be at most ${MAX_SOURCE_ADDRESS_LENGTH} characters`)
+  }
   const issuedAt = String(claims.issuedAtMs)
-  const mac = computeMac(secret, issuedAt, claims)
-  return `${DECISION_VERSION}.${issuedAt}.${claims.decisionId}.${mac.toString('base64url')}`
+  const mac = computeMac(secret, issuedAt, { ...claims, certSerial, sourceAddress })
+  const address = Buffer.from(sourceAddress, 'utf8').toString('base64url')
+  const parts = [DECISION_VERSION, issuedAt, claims.decisionId, certSerial, address]
+  return `${parts.join('.')}.${mac.toString('base64url')}`
 }
 
 /**
@@ -159,10 +192,17 @@ export function verifyDecision(
   }
 
   const parts = header.split('.')
-  if (parts.length !== 4) {
-    return { ok: false, reason: 'decision header does not have 4 dot-separated parts' }
+  if (parts.length !== 6) {
+    return { ok: false, reason: 'decision header does not have 6 dot-separated parts' }
   }
-  const [version, issuedAt, decisionId, mac] = parts as [string, string, string, string]
+  const [version, issuedAt, decisionId, certSerial, address, mac] = parts as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ]
   if (version !== DECISION_VERSION) {
     return { ok: false, reason: 'decision header has an unsupported version' }
   }
@@ -172,12 +212,21 @@ export function verifyDecision(
   if (!DECISION_ID_PATTERN.test(decisionId)) {
     return { ok: false, reason: 'decision header has an invalid decision id' }
   }
+  if (!CERT_SERIAL_PATTERN.test(certSerial)) {
+    return { ok: false, reason: 'decision header has an invalid certificate serial' }
+  }
+  if (!SOURCE_ADDRESS_PATTERN.test(address)) {
+    return { ok: false, reason: 'decision header has an invalid source address encoding' }
+  }
   if (!MAC_PATTERN.test(mac)) {
     return { ok: false, reason: 'decision header has an invalid MAC encoding' }
   }
 
+  const sourceAddress = Buffer.from(address, 'base64url').toString('utf8')
   const expected = computeMac(secret, issuedAt, {
     decisionId,
+    certSerial,
+    sourceAddress,
     principal: request.principal,
     method: request.method,
     path: request.path,
@@ -195,13 +244,19 @@ export function verifyDecision(
   if (nowMs - issuedAtMs > maxAgeMs) {
     return { ok: false, reason: `decision is older than ${maxAgeMs} ms` }
   }
-  return { ok: true, decisionId }
+  return {
+    ok: true,
+    decisionId,
+    certSerial: certSerial === '' ? null : certSerial,
+    sourceAddress: sourceAddress === '' ? null : sourceAddress,
+  }
 }
 
 /**
  * Builds the MAC input: a domain label followed by version, issuedAt, decisionId, principal,
- * method, path and bodyDigest, each as a 4-byte big-endian byte length and its UTF-8 bytes. The
- * length prefixes keep field boundaries unambiguous whatever the fields contain.
+ * method, path, bodyDigest, certSerial and sourceAddress, each as a 4-byte big-endian byte length
+ * and its UTF-8 bytes. The length prefixes keep field boundaries unambiguous whatever the fields
+ * contain. An absent serial or address is the empty string.
  */
 export function macInput(issuedAt: string, claims: Omit<DecisionClaims, 'issuedAtMs'>): Buffer {
   const fields = [
@@ -213,6 +268,8 @@ export function macInput(issuedAt: string, claims: Omit<DecisionClaims, 'issuedA
     claims.method,
     claims.path,
     claims.bodyDigest,
+    claims.certSerial ?? '',
+    claims.sourceAddress ?? '',
   ]
   const chunks: Buffer[] = []
   for (const field of fields) {

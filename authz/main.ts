@@ -6,6 +6,9 @@ import { SqliteStore } from '../store/sqlite-store.js'
 import { loadDecisionSecret } from './decision-header.js'
 import { trustedProxies } from './client-address.js'
 import { startAuthzServer } from './server.js'
+import { alerterFromConfig, runtimeControls } from './controls-setup.js'
+import { socketGroupId } from '../config/socket-access.js'
+import { startAuthzObservability } from '../metrics/process-observability.js'
 
 const USAGE = `usage: node dist/authz/main.js --config FILE
 
@@ -49,6 +52,7 @@ async function main(): Promise<number> {
     // The store is shared with the backend through SQLite WAL; authz reads applications and keys
     // from it and appends its own audit chain.
     const store = new SqliteStore(config.store.sqlite)
+    const alerter = alerterFromConfig(config, logger.child({ component: 'alerts' }))
     try {
       const server = await startAuthzServer({
         socketPath,
@@ -61,14 +65,22 @@ async function main(): Promise<number> {
         certificateChecks: {
           enrollPort: config.listen.enroll_port,
           trustedProxies: trustedProxies(config.authz.trusted_proxies),
-          cloneDetection: { ledger: store, suspend: config.authz.clone_detection.suspend },
+          cloneDetection: {
+            ledger: store,
+            suspend: config.authz.clone_detection.suspend,
+            alerter,
+          },
         },
+        controls: runtimeControls(config, store, alerter),
+        socketGroupId: socketGroupId(config.socket_group),
       })
+      const observability = await startAuthzObservability(config, server, logger)
       logger.info(
         { socket: socketPath, policies, trust_domain: config.trust_domain },
         'authz ready',
       )
       await waitForStopSignal(logger)
+      await observability.close()
       await server.close()
     } finally {
       store.close()

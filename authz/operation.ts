@@ -65,6 +65,9 @@ const KEYLESS_ROUTES: ReadonlyMap<string, KeylessOperationName> = new Map([
 /** The enrollment route, which only the enrollment listener maps. */
 export const ENROLL_ROUTE = 'POST /v1/enroll'
 
+/** The TPM attestation nonce for enrollment and renewal; also the `enroll` action. */
+export const ENROLL_NONCE_ROUTE = 'POST /v1/enroll/nonce'
+
 /** The CRL, which certificates name as their distribution point on the enrollment listener. */
 export const CRL_ROUTE = 'GET /v1/crl'
 
@@ -141,13 +144,16 @@ function keyedRouteName(method: string, segments: string[]): KeyedOperationName 
 }
 
 /**
- * Maps a request on the enrollment listener: POST /v1/enroll is `enroll`, GET /v1/crl is `crl`,
- * anything else is an unknown route. The query string is ignored, as in resolveOperation.
+ * Maps a request on the enrollment listener: POST /v1/enroll and POST /v1/enroll/nonce are
+ * `enroll`, GET /v1/crl is `crl`, anything else is an unknown route. The query string is ignored, as in resolveOperation.
  */
 export function resolveEnrollOperation(method: string, target: string): RouteResult {
   const path = stripQuery(target)
-  if (`${method} ${path}` === ENROLL_ROUTE) return { ok: true, operation: { name: 'enroll' } }
-  if (`${method} ${path}` === CRL_ROUTE) return { ok: true, operation: { name: 'crl' } }
+  const route = `${method} ${path}`
+  if (route === ENROLL_ROUTE || route === ENROLL_NONCE_ROUTE) {
+    return { ok: true, operation: { name: 'enroll' } }
+  }
+  if (route === CRL_ROUTE) return { ok: true, operation: { name: 'crl' } }
   return unknownRoute(method, path.length > MAX_PATH_LENGTH ? '(path too long)' : path)
 }
 

@@ -107,3 +107,63 @@ forbid (principal, action, resource) when { context.requestBytes * 9223372036854
     expect(() => engine.decide(appRequest(payments, 'no-such-action'))).toThrow(/schema/)
   })
 })
+
+describe('decision cache', () => {
+  it('returns the same decision for a repeated request', () => {
+    const engine = engineWith(starterPolicies())
+    const first = engine.decide(appRequest(payments, 'sign', signing))
+    const second = engine.decide(appRequest(payments, 'sign', signing))
+    expect(second).toEqual(first)
+    expect(second.allowed).toBe(true)
+  })
+
+  it('denies at once when the application is suspended after an allow', () => {
+    const engine = engineWith(starterPolicies())
+    expect(engine.decide(appRequest(payments, 'sign', signing)).allowed).toBe(true)
+    const suspended = application('payments', { suspended: true })
+    expect(engine.decide(appRequest(suspended, 'sign', signing)).allowed).toBe(false)
+    expect(engine.decide(appRequest(payments, 'sign', signing)).allowed).toBe(true)
+  })
+
+  it('denies at once when the key changes owner after an allow', () => {
+    const engine = engineWith(starterPolicies())
+    expect(engine.decide(appRequest(payments, 'sign', signing)).allowed).toBe(true)
+    const moved = keyVersion('payments-signing', 'reporting')
+    expect(engine.decide(appRequest(payments, 'sign', moved)).allowed).toBe(false)
+  })
+
+  it('applies a time window to a request cached at another time', () => {
+    const engine = engineWith({
+      'a.cedar': `@id("all") permit (principal, action, resource);
+@id("no-night") @reason("not at night")
+forbid (principal, action, resource) when { context.time.hour < 6 };`,
+    })
+    const at = (hour: number) =>
+      engine.decide(
+        appRequest(payments, 'random', undefined, { time: { hour, minute: 0, weekday: 'Monday' } }),
+      )
+    expect(at(12).allowed).toBe(true)
+    expect(at(3).allowed).toBe(false)
+    expect(at(12).allowed).toBe(true)
+  })
+
+  it('starts empty for a reloaded policy set', () => {
+    const allowAll = engineWith({ 'a.cedar': '@id("all") permit (principal, action, resource);' })
+    expect(allowAll.decide(appRequest(reporting, 'sign', signing)).allowed).toBe(true)
+    const forbidAll = engineWith({
+      'a.cedar': `@id("all") permit (principal, action, resource);
+@id("none") @reason("nothing")
+forbid (principal, action, resource);`,
+    })
+    expect(forbidAll.decide(appRequest(reporting, 'sign', signing)).allowed).toBe(false)
+  })
+
+  it('does not let a caller change a cached decision', () => {
+    const engine = engineWith(starterPolicies())
+    const decision = engine.decide(appRequest(payments, 'sign', signing))
+    expect(() => {
+      ;(decision as { allowed: boolean }).allowed = false
+    }).toThrow(TypeError)
+    expect(engine.decide(appRequest(payments, 'sign', signing)).allowed).toBe(true)
+  })
+})

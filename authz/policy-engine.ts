@@ -17,6 +17,15 @@ export interface PolicyDecision {
   readonly errors: readonly { readonly policyId: string; readonly message: string }[]
 }
 
+/**
+ * Decisions kept per policy set. A request's certificate age is part of the key, so an entry
+ * is reused for at most one second. With keys of about 1 KiB, the bound keeps the cache near
+ * 4 MiB (an estimate).
+ */
+const DECISION_CACHE_ENTRIES = 4096
+/** Requests with larger JSON (large encryption contexts) are evaluated every time. */
+const MAX_CACHED_REQUEST_CHARS = 4096
+
 const SCHEMA_NAME = 'hsmgate'
 let schemaReady = false
 let nextSetNumber = 0
@@ -39,6 +48,8 @@ export class PolicyEngine {
   readonly version: string
   readonly policies: ReadonlyMap<string, LoadedPolicy>
   private readonly setId: string
+  /** Least recently used first; a Map iterates in insertion order. */
+  private readonly decisions = new Map<string, PolicyDecision>()
 
   constructor(source: PolicySource) {
     prepareSchema()
@@ -53,10 +64,33 @@ export class PolicyEngine {
     }
   }
 
-  /** Decides one request. Throws when the request does not fit the schema. */
+  /**
+   * Decides one request. Throws when the request does not fit the schema. Decisions are cached
+   * per engine by the whole Cedar request (entities and context included), so a cached decision
+   * is the one Cedar would return: the policy set and schema of an engine never change.
+   */
   decide(request: PolicyRequest): PolicyDecision {
+    const cedarRequest = toCedarRequest(request)
+    const cacheKey = JSON.stringify(cedarRequest)
+    const cached = this.decisions.get(cacheKey)
+    if (cached !== undefined) {
+      this.decisions.delete(cacheKey)
+      this.decisions.set(cacheKey, cached)
+      return cached
+    }
+    const decision = this.evaluate(cedarRequest)
+    if (cacheKey.length <= MAX_CACHED_REQUEST_CHARS) {
+      if (this.decisions.size >= DECISION_CACHE_ENTRIES) {
+        this.decisions.delete(this.decisions.keys().next().value as string)
+      }
+      this.decisions.set(cacheKey, Object.freeze(decision))
+    }
+    return decision
+  }
+
+  private evaluate(cedarRequest: ReturnType<typeof toCedarRequest>): PolicyDecision {
     const answer = cedar.statefulIsAuthorized({
-      ...toCedarRequest(request),
+      ...cedarRequest,
       preparsedSchemaName: SCHEMA_NAME,
       validateRequest: true,
       preparsedPolicySetId: this.setId,

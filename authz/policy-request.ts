@@ -1,5 +1,6 @@
 import type { CedarValueJson, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs'
 import type { Application } from '../store/store.js'
+import { namespaceOwner } from '../crypto-backend/keys/key-namespace.js'
 import { ENTITY } from './policy-schema.js'
 
 /** Facts about the client certificate that policies may test. */
@@ -40,6 +41,12 @@ export interface PolicyKey {
   readonly owner: string
   readonly tags: readonly string[]
   readonly classification: string
+  /**
+   * The application whose namespace contains the name (see crypto-backend/keys/key-namespace.ts),
+   * resolved against the registered applications. When absent, only the owner is considered,
+   * so it is the owner for a name that starts with `<owner>-` and '' otherwise.
+   */
+  readonly namespace?: string
 }
 
 /** Everything one authorization decision depends on. */
@@ -80,6 +87,7 @@ export function toCedarRequest(request: PolicyRequest): CedarRequest {
         owner: key.owner,
         tags: [...key.tags],
         classification: key.classification,
+        namespace: key.namespace ?? namespaceOwner(key.name, (app) => app === key.owner),
       },
       parents: [],
     })

@@ -58,6 +58,7 @@ const ENTITIES = `entity Application = {
     owner: String,
     tags: Set<String>,
     classification: String,
+    namespace: String,
   };
   entity Gateway;
   entity EncryptionContext tags String;

@@ -193,7 +193,8 @@ describe('authz gRPC server', () => {
       Date.now(),
       5_000,
     )
-    expect(verified).toEqual({ ok: true, decisionId })
+    expect(verified).toMatchObject({ ok: true, decisionId, sourceAddress: '127.0.0.1' })
+    expect(verified.ok && verified.certSerial).toMatch(/^[0-9a-f]+$/)
   })
 
   it('binds the decision to the body', async () => {
@@ -361,7 +362,7 @@ describe('authz gRPC server', () => {
     const [allow, deny, anonymous] = ids.map((id) => records.find((r) => r.decisionId === id))
     expect(allow).toMatchObject({ principal: payments, outcome: 'ok', policyIds: ['own-keys'] })
     expect(allow?.sourceAddress).toBe('127.0.0.1')
-    expect(allow?.certSerial).toMatch(/^[0-9A-F]+$/)
+    expect(allow?.certSerial).toMatch(/^[0-9a-f]+$/)
     expect(deny).toMatchObject({
       principal: reporting,
       outcome: 'error',

@@ -14,6 +14,10 @@ import { loadAuthzProtos } from './protos.js'
 import { storeAuditor } from './decision-audit.js'
 import { watchPolicies } from './policy-watch.js'
 import type { Store } from '../store/store.js'
+import { restrictSocket } from '../config/socket-access.js'
+import { timeAuditWrite } from '../metrics/audit-metrics.js'
+import type { DecisionAuditor } from './decision-audit.js'
+import type { PolicyEngine } from './policy-engine.js'
 
 export interface AuthzServerOptions {
   /** Unix socket path that Envoy's ext_authz cluster connects to. */
@@ -34,11 +38,17 @@ export interface AuthzServerOptions {
     CheckHandlerOptions,
     'enrollPort' | 'trustedProxies' | 'cloneDetection'
   >
+  /** Group whose members may also connect to the socket (mode 0660); owner only when absent. */
+  readonly socketGroupId?: number
+  /** Quotas, anomaly rules, alerts and dual control; off when absent. */
+  readonly controls?: CheckHandlerOptions['controls']
 }
 
 export interface AuthzServer {
   /** Stops accepting calls, waits up to 5 seconds for calls in progress, removes the socket. */
   close(): Promise<void>
+  /** Returns the policy set in force. */
+  policies(): PolicyEngine
 }
 
 /** A socket path that is in use by a running server or is not a socket. */
@@ -101,16 +111,21 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     policies: policies.current,
     directory: options.store,
     revocations: options.store,
-    audit: storeAuditor(options.store, options.nodeId),
+    audit: timedAuditor(storeAuditor(options.store, options.nodeId)),
     decisionSecret: options.decisionSecret,
     trustDomain: options.trustDomain,
     logger,
     ...options.certificateChecks,
+    ...(options.controls === undefined ? {} : { controls: options.controls }),
   })
   let serving = true
 
   const protos = loadAuthzProtos()
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES })
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+    // Channelz records every call for introspection that nothing here reads.
+    'grpc.enable_channelz': 0,
+  })
   server.addService(protos.authorization.service, {
     Check: (
       call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
@@ -137,6 +152,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     await prepareSocketPath(socketPath)
     await bind(server, `unix:${socketPath}`)
     chmodSync(socketPath, SOCKET_MODE)
+    if (options.socketGroupId !== undefined) restrictSocket(socketPath, options.socketGroupId)
   } catch (error) {
     policies.close()
     server.forceShutdown()
@@ -154,6 +170,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
   }
   return {
     close: () => (closing ??= close()),
+    policies: () => policies.current(),
   }
 }
 
@@ -237,4 +254,9 @@ function removeSocket(socketPath: string, logger: Logger): void {
       logger.warn({ socket: socketPath, err: error }, 'cannot remove the authz socket file')
     }
   }
+}
+
+/** Wraps an auditor so that its write latency and failures are measured. */
+function timedAuditor(auditor: DecisionAuditor): DecisionAuditor {
+  return (record) => timeAuditWrite('authz', () => auditor(record))
 }

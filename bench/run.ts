@@ -1,9 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { gatewayThroughput, type LoadRequest } from './gateway-load.js'
+import { cpuPerOperation, descendantCpu } from './process-cpu.js'
 import { RawBench, type BenchOperation } from './raw-softhsm.js'
 
 /**
@@ -68,6 +69,7 @@ function machine() {
     node: process.version,
     softhsm,
     uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
+    load_average: loadavg().map((l) => Math.round(l * 100) / 100),
   }
 }
 
@@ -119,13 +121,24 @@ async function main(): Promise<void> {
       await gateway.ready
       const results = []
       for (const [i, operation] of operations.entries()) {
+        const upPid = gateway.up.pid ?? 0
+        const cpuBefore = descendantCpu(upPid)
+        const selfBefore = process.cpuUsage()
         const through = await gatewayThroughput(dir, port, 'payments', LOADS[operation], {
           clients,
           seconds,
         })
+        const self = process.cpuUsage(selfBefore)
+        const cpu = cpuPerOperation(cpuBefore, descendantCpu(upPid), self, through.ops)
         const rawResult = raw[i]!
         const ratio = Math.round((through.ops_per_s / rawResult.ops_per_s) * 1000) / 1000
-        results.push({ operation, raw: rawResult, gateway: through, gateway_raw_ratio: ratio })
+        results.push({
+          operation,
+          raw: rawResult,
+          gateway: through,
+          gateway_raw_ratio: ratio,
+          gateway_cpu_ms_per_op: cpu,
+        })
       }
       const report = {
         date: new Date().toISOString(),

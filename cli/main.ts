@@ -6,14 +6,21 @@ import { projectRoot } from '../config/project-root.js'
 import { createLogger } from '../log/logger.js'
 import { CliError, EXIT } from './cli-error.js'
 import { agentHelp, runAgent } from './commands/agent.js'
+import { auditHelp, runAudit } from './commands/audit.js'
 import { runTokens, tokensHelp } from './commands/tokens.js'
+import { runTpm, tpmHelp } from './commands/tpm.js'
 import { caHelp, runCa } from './commands/ca.js'
 import { certsHelp, runCerts } from './commands/certs.js'
+import { appsHelp, runApps } from './commands/apps.js'
+import { approvalsHelp, runApprovals } from './commands/approvals.js'
 import { demoHelp, runDemo } from './commands/demo.js'
 import { initHelp, runInit } from './commands/init.js'
 import { keysHelp, runKeys } from './commands/keys.js'
 import { policyHelp, runPolicy } from './commands/policy.js'
 import { runUp, upHelp } from './commands/up.js'
+import { runHelp, runRun } from './commands/run.js'
+import { runStatus, statusHelp } from './commands/status.js'
+import { doctorHelp, runDoctor } from './commands/doctor.js'
 
 function packageVersion(): string {
   const file = join(projectRoot(), 'package.json')
@@ -25,13 +32,20 @@ const usage = `Usage: hsmgate <command> [options]
 Commands:
   init    Create an embedded setup (SoftHSM2 cluster, demo PKI, demo applications).
   up      Run the gateway (Envoy, authz, crypto backend) in the foreground.
+  run     Run one gateway process (envoy, authz or backend), for systemd units.
+  status  Show a running gateway: processes, HSM members, policies, certificates, alerts.
+  doctor  Check an installation and print what to do about each problem.
   demo    Create a setup if needed, run the gateway and show a signed, verified request.
   keys    List, create, rotate, disable, enable, destroy and check keys of a setup.
   policy  Check, test and explain the Cedar authorization policies.
   tokens  Create single-use enrollment tokens for application hosts.
   agent   Enroll an application host and renew its client certificate.
+  tpm     Register the TPM attestation keys of application hosts.
   ca      Create the issuing CA's key in the HSM with a CSR, and import its certificate.
   certs   List and revoke client certificates; publish the CRL and serving certificate.
+  apps    List applications; suspend and resume one.
+  approvals  Request, list, show, approve and deny dual control approvals.
+  audit   Verify the signed audit chains, prove operation receipts, export records.
 
 Run 'hsmgate <command> --help' for a command's options, 'hsmgate --version' for the version.
 `
@@ -39,13 +53,20 @@ Run 'hsmgate <command> --help' for a command's options, 'hsmgate --version' for 
 const commands: Record<string, { help: string; run: typeof runInit }> = {
   init: { help: initHelp, run: runInit },
   up: { help: upHelp, run: runUp },
+  run: { help: runHelp, run: runRun },
+  status: { help: statusHelp, run: runStatus },
+  doctor: { help: doctorHelp, run: runDoctor },
   demo: { help: demoHelp, run: runDemo },
   keys: { help: keysHelp, run: runKeys },
   policy: { help: policyHelp, run: runPolicy },
   tokens: { help: tokensHelp, run: runTokens },
   agent: { help: agentHelp, run: runAgent },
+  tpm: { help: tpmHelp, run: runTpm },
   ca: { help: caHelp, run: runCa },
   certs: { help: certsHelp, run: runCerts },
+  apps: { help: appsHelp, run: runApps },
+  approvals: { help: approvalsHelp, run: runApprovals },
+  audit: { help: auditHelp, run: runAudit },
 }
 
 async function main(argv: string[]): Promise<number> {

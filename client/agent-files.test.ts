@@ -69,6 +69,12 @@ describe('renewal timing', () => {
     expect(due.toISOString()).toBe('2026-01-01T00:40:00.000Z')
   })
 
+  it('is due after the given fraction of the lifetime', () => {
+    const notBefore = new Date('2026-01-01T00:00:00Z')
+    const due = renewalDue(notBefore, new Date('2026-01-01T00:05:00Z'), 0.25)
+    expect(due.toISOString()).toBe('2026-01-01T00:01:15.000Z')
+  })
+
   it('backs off exponentially with jitter up to the cap', () => {
     const policy = { baseMs: 1000, capMs: 8000 }
     expect(backoffDelay(0, policy, () => 0.999)).toBe(999)

@@ -22,11 +22,21 @@ export function backoffDelay(
   return Math.floor(random() * ceiling)
 }
 
+/** Default renewal point: two thirds of the lifetime, which leaves a third for retries. */
+export const DEFAULT_RENEW_AT = 2 / 3
+
+/** Bounds of the renewal point, as a fraction of the lifetime measured from notBefore. */
+export const RENEW_AT_RANGE = { min: 0.1, max: 0.9 } as const
+
 /**
- * When a certificate should be renewed: after two thirds of its lifetime, which leaves a third
- * for retries before it expires.
+ * Returns when a certificate should be renewed: after `fraction` of the span from notBefore to
+ * notAfter (two thirds by default).
  */
-export function renewalDue(notBefore: Date, notAfter: Date): Date {
+export function renewalDue(
+  notBefore: Date,
+  notAfter: Date,
+  fraction: number = DEFAULT_RENEW_AT,
+): Date {
   const lifetime = notAfter.getTime() - notBefore.getTime()
-  return new Date(notBefore.getTime() + Math.floor((lifetime * 2) / 3))
+  return new Date(notBefore.getTime() + Math.floor(lifetime * fraction))
 }

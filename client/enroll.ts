@@ -4,6 +4,10 @@ import { agentPaths, writeCredentials } from './agent-files.js'
 import { ensurePrivateDir } from './atomic-files.js'
 import { postJson } from './gateway-client.js'
 import { newKeyAndCsr, type AgentKeyType } from './key-material.js'
+import { createAttestedKey, type AttestedKey, type TpmSettings } from './tpm/tpm-key.js'
+import { sendWithActivation } from './tpm/tpm-exchange.js'
+import { fetchNonce } from './tpm/tpm-request.js'
+import { writeTpmSettings } from './tpm/tpm-settings.js'
 
 export interface EnrollOptions {
   /** Base URL of the gateway's enrollment listener, such as https://gateway:8444. */
@@ -13,6 +17,8 @@ export interface EnrollOptions {
   readonly token: string
   readonly dir: string
   readonly keyType: AgentKeyType
+  /** Create the key in this TPM and attest it, instead of generating a software key. */
+  readonly tpm?: TpmSettings
   readonly logger: Logger
 }
 
@@ -32,19 +38,43 @@ export interface EnrollResult {
 export async function enroll(options: EnrollOptions): Promise<EnrollResult> {
   const { logger } = options
   ensurePrivateDir(options.dir)
-  const material = await newKeyAndCsr(options.keyType)
-  logger.info({ key_type: options.keyType }, 'key generated; sending enrollment request')
-  const answer = await postJson(
-    new URL('/v1/enroll', options.gateway).toString(),
-    { token: options.token, csr: material.csrPem },
-    { ca: options.caPem },
-  )
+  const material = await enrollmentKey(options)
+  logger.info({ key_type: material.keyType }, 'key generated; sending enrollment request')
+  const send = (extra: Record<string, unknown>) =>
+    postJson(
+      new URL('/v1/enroll', options.gateway).toString(),
+      { token: options.token, csr: material.csrPem, ...extra },
+      { ca: options.caPem },
+    )
+  const answer =
+    material.attested === undefined || options.tpm === undefined
+      ? await send({})
+      : await sendWithActivation(material.attested, options.tpm, (tpm) => send({ tpm }), logger)
   const chain = certificateOf(answer)
   writeCredentials(options.dir, material.keyPem, chain)
+  if (options.tpm !== undefined) {
+    writeTpmSettings(options.dir, { ...options.tpm, enrollGateway: options.gateway })
+  }
   const leaf = new X509Certificate(chain)
   const paths = agentPaths(options.dir)
   logger.info({ serial: leaf.serialNumber, not_after: leaf.validTo }, 'enrolled; files written')
   return { serial: leaf.serialNumber, notAfter: new Date(leaf.validTo).toISOString(), ...paths }
+}
+
+/**
+ * Returns the key and CSR to enroll: a software key, or a TPM key certified over a nonce from
+ * the gateway, whose evidence goes into the request's `tpm` field.
+ */
+async function enrollmentKey(
+  options: EnrollOptions,
+): Promise<{ keyPem: string; csrPem: string; keyType: string; attested?: AttestedKey }> {
+  if (options.tpm === undefined) {
+    const material = await newKeyAndCsr(options.keyType)
+    return { ...material, keyType: options.keyType }
+  }
+  const nonce = await fetchNonce(options.gateway, options.caPem, options.token)
+  const attested = await createAttestedKey(options.tpm, nonce)
+  return { ...attested, keyType: 'tpm-ec-p256', attested }
 }
 
 /** Returns the PEM chain of an enrollment or renewal response, or throws when it is missing. */

@@ -72,6 +72,8 @@ function checkDistinctPorts(path: string, config: GatewayConfig): void {
     ['listen.port', config.listen.port],
     ['listen.enroll_port', config.listen.enroll_port],
     ['envoy.admin_port', config.envoy.admin_port],
+    ['metrics.authz_port', config.metrics.authz_port],
+    ['metrics.backend_port', config.metrics.backend_port],
   ]
   const seen = new Map<number, string>()
   for (const [field, port] of ports) {
@@ -131,6 +133,10 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
       ...config.pki,
       ca_cert: at(config.pki.ca_cert),
       ca_chain: config.pki.ca_chain === undefined ? undefined : at(config.pki.ca_chain),
+      tpm_manufacturer_cas:
+        config.pki.tpm_manufacturer_cas === undefined
+          ? undefined
+          : at(config.pki.tpm_manufacturer_cas),
     },
     probe: { cert: at(config.probe.cert), key: at(config.probe.key) },
   }

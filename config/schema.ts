@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { checkControlReferences, controlsFields } from '../authz/controls-schema.js'
 
 const durationPattern = /^\d+(ms|s|m|h|d)$/
 
@@ -109,8 +110,10 @@ export const configSchema = z
           })
           .strict()
           .default({ suspend: false }),
+        ...controlsFields,
       })
-      .strict(),
+      .strict()
+      .superRefine(checkControlReferences),
     backend: z
       .object({
         decision_secret: relativeOrAbsolutePath,
@@ -125,6 +128,18 @@ export const configSchema = z
       })
       .strict(),
     store: z.object({ sqlite: relativeOrAbsolutePath }).strict(),
+    /** Signed audit checkpoints; see docs/audit.md. Absent: the defaults below. */
+    audit: z
+      .object({
+        /** A writer's chain gets a checkpoint once it has this many records past the last one. */
+        checkpoint_records: z.number().int().min(1).max(1_000_000).default(1000),
+        /** ... or once this long has passed since its last checkpoint and it has new records. */
+        checkpoint_interval: z.string().regex(durationPattern).default('60s'),
+        /** PEM file of the audit public keys that `hsmgate audit verify` trusts. */
+        public_keys: relativeOrAbsolutePath.default('pki/audit-keys.pem'),
+      })
+      .strict()
+      .optional(),
     pki: z
       .object({
         ca_cert: relativeOrAbsolutePath,
@@ -137,14 +152,51 @@ export const configSchema = z
         crl_lifetime: z.string().regex(durationPattern).default('24h'),
         /** Lifetime of client certificates that enrollment and renewal issue, such as '1h'. */
         client_lifetime: z.string().regex(durationPattern).default('1h'),
+        /**
+         * What makes a TPM attestation key trusted: 'registered-ak' (an operator registered it
+         * for the host with 'hsmgate tpm register-ak'), 'ek-certificate' (the TPM's EK
+         * certificate chains to tpm_manufacturer_cas and credential activation succeeds), or
+         * 'either'. Absent: 'registered-ak'.
+         */
+        tpm_trust: z.enum(['registered-ak', 'ek-certificate', 'either']).optional(),
+        /** PEM bundle of TPM manufacturer root and intermediate CAs for EK certificates. */
+        tpm_manufacturer_cas: relativeOrAbsolutePath.optional(),
+        /** Maximum unexpired, unused TPM attestation nonces per client address. Absent: 16. */
+        tpm_nonces_per_source: z.number().int().min(1).max(1000).optional(),
+        /** Maximum unexpired, unused TPM attestation nonces of all addresses. Absent: 1024. */
+        tpm_nonces_total: z.number().int().min(1).max(1_000_000).optional(),
       })
-      .strict(),
+      .strict()
+      .refine(
+        (pki) =>
+          (pki.tpm_trust ?? 'registered-ak') === 'registered-ak' ||
+          pki.tpm_manufacturer_cas !== undefined,
+        {
+          path: ['tpm_manufacturer_cas'],
+          message:
+            "required when pki.tpm_trust is 'ek-certificate' or 'either'; set it to a PEM " +
+            'bundle of the TPM manufacturer CAs that issue EK certificates',
+        },
+      ),
     probe: z
       .object({
         cert: relativeOrAbsolutePath,
         key: relativeOrAbsolutePath,
       })
       .strict(),
+    /** Prometheus scrape endpoints on 127.0.0.1; a process without a port serves none. */
+    metrics: z
+      .object({ authz_port: port.optional(), backend_port: port.optional() })
+      .strict()
+      .default({}),
+    /**
+     * Group (name or numeric id) given to the authz and backend sockets with mode 0660, so that
+     * Envoy can run as another user in that group. Absent: mode 0600, Envoy runs as their user.
+     */
+    socket_group: z
+      .string()
+      .regex(/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/, 'a group name or a numeric group id')
+      .optional(),
   })
   .strict()
 

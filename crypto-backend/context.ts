@@ -5,6 +5,8 @@ import type { HsmCluster } from './hsm/index.js'
 import type { KeyLifecycle } from './keys/key-lifecycle.js'
 import type { KeyRegistry } from './keys/key-registry.js'
 import type { ClientCertificates } from './pki/client-certificates.js'
+import type { ApprovalsDeps } from './routes/approvals.js'
+import type { TpmTrust } from './pki/tpm/tpm-trust.js'
 
 /** Facts of a request for its audit record, filled in by the route that serves it. */
 export interface AuditFacts {
@@ -18,6 +20,10 @@ export interface AuditFacts {
 export interface RequestVariables {
   principal: string
   decisionId: string
+  /** Client certificate serial (lowercase hex) that authz bound into the decision, or null. */
+  certSerial: string | null
+  /** Client address that authz bound into the decision, or null. */
+  sourceAddress: string | null
   body: Uint8Array
   audit: AuditFacts
 }
@@ -41,4 +47,8 @@ export interface BackendDeps {
   crlFile?: string
   /** Issues client certificates for enrollment and renewal. Without it those routes respond 503. */
   clientCertificates?: ClientCertificates
+  /** Dual control state and rules for the approvals API. Without it those routes respond 503. */
+  approvals?: ApprovalsDeps
+  /** TPM attestation trust path and nonce limits. Without it: the defaults of the config schema. */
+  tpm?: TpmTrust
 }

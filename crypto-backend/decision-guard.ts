@@ -28,6 +28,8 @@ export function decisionGuard(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
     if (!seen.add(result.decisionId)) return reject('decision id used twice')
 
     c.set('decisionId', result.decisionId)
+    c.set('certSerial', result.certSerial)
+    c.set('sourceAddress', result.sourceAddress)
     c.set('principal', principal)
     c.set('body', body)
     await next()

@@ -1,15 +1,23 @@
 import { parseArgs } from 'node:util'
+import { approvalsDeps } from '../authz/controls-setup.js'
 import { loadDecisionSecret } from '../authz/decision-header.js'
 import { loadConfig, socketPaths } from '../config/load.js'
 import { createLogger } from '../log/logger.js'
-import { AuditBatcher, SqliteStore } from '../store/index.js'
+import { limitRepeats } from '../log/repeat-limiter.js'
+import { SqliteStore } from '../store/index.js'
+import { socketGroupId } from '../config/socket-access.js'
+import { startBackendObservability } from '../metrics/process-observability.js'
+import { TimedAuditBatcher } from '../metrics/timed-audit-batcher.js'
 import { HsmCluster } from './hsm/index.js'
 import { KeyLifecycle } from './keys/key-lifecycle.js'
 import { KeyRegistry } from './keys/key-registry.js'
 import { TlsMaintainer } from './pki/tls-maintainer.js'
 import { crlFile } from './pki/tls-publisher.js'
+import { prepareSdsDirectory } from './pki/sds-files.js'
 import { openClientCertificates } from './pki/client-certificates.js'
+import { tpmTrustOf } from './pki/tpm/tpm-trust.js'
 import { startBackendServer } from './server.js'
+import { startAuditCheckpoints } from './audit/audit-checkpoints.js'
 
 /** Process entry of the crypto backend: `node dist/crypto-backend/main.js --config FILE`. */
 async function main(): Promise<void> {
@@ -23,31 +31,50 @@ async function main(): Promise<void> {
     environment: config.hsm.environment,
   })
   // The SDS files must exist before Envoy starts; `hsmgate up` starts it after this socket.
-  const tls = new TlsMaintainer(config, cluster, store, logger.child({ component: 'tls' }))
+  // With socket_group, Envoy may run as another user of that group and must read them.
+  const socketGroup = socketGroupId(config.socket_group)
+  prepareSdsDirectory(config.runtime_dir, socketGroup)
+  const tlsLogger = limitRepeats(logger.child({ component: 'tls' }))
+  const tls = new TlsMaintainer(config, cluster, store, tlsLogger)
   await tls.start()
+  const checkpoints = await startAuditCheckpoints(
+    config,
+    cluster,
+    store,
+    logger.child({ component: 'audit' }),
+  )
   const server = await startBackendServer(
     {
       nodeId: config.node_id,
       cluster,
       store,
-      audit: new AuditBatcher(store),
+      audit: new TimedAuditBatcher(store),
       keys: new KeyRegistry(store),
       lifecycle: new KeyLifecycle(store, cluster),
       decisionSecret: loadDecisionSecret(config.backend.decision_secret),
       decisionMaxAgeMs: config.backend.decision_max_age_ms,
       maxBodyBytes: config.envoy.max_request_bytes,
       logger,
-      clientCertificates: await openClientCertificates(config, cluster, store),
+      clientCertificates: await openClientCertificates(config, cluster, store, tls.caSource),
+      tpm: tpmTrustOf(config.pki),
+      approvals: approvalsDeps(config, store),
       crlFile: crlFile(config),
     },
     socketPaths(config).backend,
     logger,
+    socketGroup,
   )
+  const observability = await startBackendObservability(config, cluster, logger)
 
   const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'backend stopping')
     tls.stop()
+    await observability.close()
     await server.close()
+    // The final checkpoints cover every record written up to now, of every writer.
+    await checkpoints.stop().catch((error: unknown) => {
+      logger.error({ err: error }, 'final audit checkpoint failed')
+    })
     await cluster.close()
     store.close()
     process.exit(0)

@@ -105,6 +105,7 @@ function testConfig(cert: string, key: string): LoadedConfig {
     store: { sqlite: join(dir, 'x.db') },
     pki: { ca_cert: cert, ca_key_id: 'ab', crl_lifetime: '24h', client_lifetime: '1h' },
     probe: { cert, key },
+    metrics: {},
   }
 }
 

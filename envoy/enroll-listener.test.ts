@@ -32,6 +32,7 @@ function config(enrollPort: number | undefined): LoadedConfig {
     store: { sqlite: '/x/db' },
     pki: { ca_cert: '/x/ca', ca_key_id: 'ab', crl_lifetime: '24h', client_lifetime: '1h' },
     probe: { cert: '/x/c', key: '/x/k' },
+    metrics: {},
   } as LoadedConfig
 }
 
@@ -71,7 +72,11 @@ describe('enrollment listener', () => {
       }
     ).route_config.virtual_hosts[0]!.routes
     const toBackend = routes.filter((r) => r.route?.cluster === 'crypto_backend')
-    expect(toBackend.map((r) => r.match)).toEqual([{ path: '/v1/enroll' }, { path: '/v1/crl' }])
+    expect(toBackend.map((r) => r.match)).toEqual([
+      { path: '/v1/enroll' },
+      { path: '/v1/enroll/nonce' },
+      { path: '/v1/crl' },
+    ])
   })
 
   it('leaves the main listener without the enrollment marker', () => {

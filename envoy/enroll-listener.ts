@@ -82,6 +82,10 @@ function enrollRoutes(config: LoadedConfig): object {
             route: { cluster: 'crypto_backend', timeout: config.envoy.request_timeout },
           },
           {
+            match: { path: '/v1/enroll/nonce' },
+            route: { cluster: 'crypto_backend', timeout: config.envoy.request_timeout },
+          },
+          {
             match: { path: '/v1/crl' },
             route: { cluster: 'crypto_backend', timeout: config.envoy.request_timeout },
           },

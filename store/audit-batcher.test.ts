@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AuditBatcher } from './audit-batcher.js'
 import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import { AUDIT_FAULT_ENV, AuditFaultError } from './audit-fault.js'
 import { SqliteStore } from './sqlite-store.js'
 import type { AuditEntry } from './store.js'
 
@@ -91,5 +92,23 @@ describe('audit batcher', () => {
       store.appendAuditBatch([entry('a', 1), { ...bad, status: null as never }]),
     ).toThrow()
     expect(store.auditRecords('a')).toEqual([])
+  })
+
+  it('fails only listed writers while the fault file exists', async () => {
+    const fault = join(dir, 'fault')
+    vi.stubEnv(AUDIT_FAULT_ENV, fault)
+    try {
+      const batcher = new AuditBatcher(store)
+      writeFileSync(fault, 'a\n')
+      await expect(batcher.append(entry('a', 1))).rejects.toBeInstanceOf(AuditFaultError)
+      await expect(batcher.append(entry('b', 2))).resolves.toMatchObject({ seq: 1 })
+      writeFileSync(fault, '*')
+      await expect(batcher.append(entry('b', 3))).rejects.toBeInstanceOf(AuditFaultError)
+      rmSync(fault)
+      await expect(batcher.append(entry('a', 4))).resolves.toMatchObject({ seq: 1 })
+      expect(store.auditRecords('a').map((r) => r.decisionId)).toEqual(['d_4'])
+    } finally {
+      vi.unstubAllEnvs()
+    }
   })
 })

@@ -1,3 +1,4 @@
+import { auditFaultCheck } from './audit-fault.js'
 import type { AuditEntry, AuditRecord, Store } from './store.js'
 
 /** Most records one transaction takes; a longer queue is written in several. */
@@ -18,6 +19,7 @@ interface Pending {
 export class AuditBatcher {
   private queue: Pending[] = []
   private scheduled = false
+  private readonly fault = auditFaultCheck()
 
   constructor(private readonly store: Pick<Store, 'appendAuditBatch'>) {}
 
@@ -41,6 +43,7 @@ export class AuditBatcher {
     if (this.queue.length > 0) this.schedule()
     let records: AuditRecord[]
     try {
+      this.fault?.(batch.map((pending) => pending.entry.node))
       records = this.store.appendAuditBatch(batch.map((pending) => pending.entry))
     } catch (error) {
       for (const pending of batch) pending.reject(error)

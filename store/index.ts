@@ -8,6 +8,8 @@ export type {
   AuditEntry,
   Classification,
   AuditRecord,
+  AuditCheckpoint,
+  AuditHead,
   KeyState,
   KeyType,
   KeyVersion,
@@ -15,5 +17,14 @@ export type {
 } from './store.js'
 export { KEY_TYPES } from './store.js'
 export { SqliteStore } from './sqlite-store.js'
+export type {
+  ActivationChallenge,
+  AttestationKey,
+  ChallengeRedemption,
+  NonceLimits,
+  NoncePut,
+  NonceRedemption,
+  TpmRecords,
+} from './tpm-sqlite.js'
 export { chainHash, GENESIS_HASH } from './audit-chain.js'
 export { AuditBatcher } from './audit-batcher.js'

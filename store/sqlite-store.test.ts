@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import { sqliteMigrations } from './migrations/sqlite.js'
 import { SqliteStore } from './sqlite-store.js'
 import type { AuditEntry, KeyVersion } from './store.js'
 
@@ -200,6 +201,6 @@ describe('sqlite store', () => {
     const db = new Database(join(dir, 'store.db'), { readonly: true })
     const versions = db.prepare('SELECT version FROM schema_migrations').all()
     db.close()
-    expect(versions).toEqual([{ version: 1 }, { version: 2 }])
+    expect(versions).toEqual(sqliteMigrations.map((_, index) => ({ version: index + 1 })))
   })
 })

@@ -2,10 +2,15 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import { SqliteAuditLog } from './audit-sqlite.js'
+import { SqliteControls } from './controls-sqlite.js'
+import { SqliteTpmRecords } from './tpm-sqlite.js'
 import { sqliteMigrations } from './migrations/sqlite.js'
 import type {
   Application,
+  AuditCheckpoint,
   AuditEntry,
+  AuditHead,
   AuditRecord,
   EnrollmentToken,
   IssuedCertificate,
@@ -68,6 +73,10 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database
   /** Prepared statements of the key lookups, which run on every request. */
   private readonly statements = new Map<string, Database.Statement>()
+  private readonly auditLog: SqliteAuditLog
+  /** Approvals, approval holds and first uses, for dual control and anomaly rules. */
+  readonly controls: SqliteControls
+  readonly tpm: SqliteTpmRecords
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
@@ -76,6 +85,9 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL')
     this.db.pragma('busy_timeout = 5000')
     this.migrate()
+    this.auditLog = new SqliteAuditLog(this.db)
+    this.controls = new SqliteControls(this.db)
+    this.tpm = new SqliteTpmRecords(this.db)
   }
 
   private migrate(): void {
@@ -152,7 +164,7 @@ export class SqliteStore implements Store {
   }
 
   application(name: string): Application | undefined {
-    const row = this.db.prepare('SELECT * FROM applications WHERE name = ?').get(name) as
+    const row = this.statement('SELECT * FROM applications WHERE name = ?').get(name) as
       ApplicationRow | undefined
     return row === undefined ? undefined : toApplication(row)
   }
@@ -211,6 +223,26 @@ export class SqliteStore implements Store {
     return rows.map(toAuditRecord)
   }
 
+  auditRecordsAfter(writer: string, afterSeq: number, limit: number): AuditRecord[] {
+    return this.auditLog.recordsAfter(writer, afterSeq, limit)
+  }
+
+  auditHeads(): AuditHead[] {
+    return this.auditLog.heads()
+  }
+
+  putAuditCheckpoint(checkpoint: AuditCheckpoint): void {
+    this.auditLog.putCheckpoint(checkpoint)
+  }
+
+  auditCheckpoints(writer: string): AuditCheckpoint[] {
+    return this.auditLog.checkpoints(writer)
+  }
+
+  auditWriters(): string[] {
+    return this.auditLog.writers()
+  }
+
   putCertificate(certificate: IssuedCertificate): void {
     this.statement(
       `INSERT INTO certificates (serial, app, host, addresses, not_before, not_after,
@@ -255,6 +287,13 @@ export class SqliteStore implements Store {
          used_at)
        VALUES (@tokenHash, @app, @host, @addresses, @expiresAt, @createdAt, @usedAt)`,
     ).run({ ...token, addresses: JSON.stringify(token.addresses) })
+  }
+
+  enrollmentToken(tokenHash: string): EnrollmentToken | undefined {
+    const row = this.statement('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(
+      tokenHash,
+    ) as TokenRow | undefined
+    return row === undefined ? undefined : toToken(row)
   }
 
   redeemEnrollmentToken(tokenHash: string, now: string): TokenRedemption {

@@ -1,3 +1,5 @@
+import type { TpmRecords } from './tpm-sqlite.js'
+
 /** Key types the gateway can hold. */
 export const KEY_TYPES = [
   'ec-p256',
@@ -112,6 +114,32 @@ export interface AuditRecord extends AuditEntry {
 }
 
 /**
+ * A signed statement that a writer's chain had the record `seq` with hash `headHash`, made by a
+ * crypto backend with its HSM-resident audit key.
+ */
+export interface AuditCheckpoint {
+  writer: string
+  seq: number
+  headHash: string
+  time: string
+  /** Node id of the backend that signed the checkpoint. */
+  signer: string
+  /** CKA_ID of the audit key in lowercase hex. */
+  keyId: string
+  /** The audit public key as SubjectPublicKeyInfo PEM. */
+  publicKey: string
+  /** ECDSA P-256 with SHA-256 over the checkpoint's signed text, DER in base64. */
+  signature: string
+}
+
+/** The newest record of one writer's chain. */
+export interface AuditHead {
+  writer: string
+  seq: number
+  hash: string
+}
+
+/**
  * The state store behind the gateway. Implementations must make `appendAudit` durable before
  * it returns, because the backend responds only after the record is written.
  */
@@ -129,6 +157,16 @@ export interface Store {
   /** Appends several entries in one durable transaction, in order; all or none are written. */
   appendAuditBatch(entries: AuditEntry[]): AuditRecord[]
   auditRecords(node: string): AuditRecord[]
+  /** Returns up to `limit` records of a writer with seq greater than `afterSeq`, in order. */
+  auditRecordsAfter(writer: string, afterSeq: number, limit: number): AuditRecord[]
+  /** Returns the newest record of every writer, ordered by writer. */
+  auditHeads(): AuditHead[]
+  /** Stores a checkpoint; storing the same writer, seq and signer again changes nothing. */
+  putAuditCheckpoint(checkpoint: AuditCheckpoint): void
+  /** Returns every checkpoint of a writer, ordered by seq and signer. */
+  auditCheckpoints(writer: string): AuditCheckpoint[]
+  /** Returns the writers that have records or checkpoints, ordered by name. */
+  auditWriters(): string[]
 
   putCertificate(certificate: IssuedCertificate): void
   /** Returns the certificate with this serial (lowercase hex), or undefined. */
@@ -145,6 +183,8 @@ export interface Store {
    * both succeed. Fails for an unknown, used or expired token.
    */
   redeemEnrollmentToken(tokenHash: string, now: string): TokenRedemption
+  /** Returns the token with this hash without redeeming it, or undefined. */
+  enrollmentToken(tokenHash: string): EnrollmentToken | undefined
 
   /**
    * Records that a certificate was used. Returns 'older' when a certificate of the same
@@ -152,5 +192,7 @@ export interface Store {
    * still in use: a copy.
    */
   recordSerialSeen(app: string, host: string, serial: string, notBefore: string): SerialSighting
+  /** TPM attestation nonces and the attestation keys registered for hosts. */
+  readonly tpm: TpmRecords
   close(): void
 }

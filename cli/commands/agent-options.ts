@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs'
+import { DEFAULT_RENEW_AT, RENEW_AT_RANGE } from '../../client/backoff.js'
 import { AGENT_KEY_TYPES, type AgentKeyType } from '../../client/key-material.js'
+import { durationMs } from '../../crypto-backend/pki/duration.js'
 import { CliError, EXIT } from '../cli-error.js'
 
 // Option parsing shared by 'hsmgate agent enroll' and 'hsmgate agent run'.
@@ -27,4 +29,42 @@ export function gatewayOption(value: string | undefined): string {
     throw new CliError(`--gateway ${value} must be an https:// base URL`, EXIT.usage)
   }
   return value
+}
+
+/** Parses --renew-at: a decimal fraction of the certificate lifetime within RENEW_AT_RANGE. */
+export function renewAtOption(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_RENEW_AT
+  const fraction = /^0?\.\d{1,3}$/.test(value) ? Number(value) : NaN
+  const { min, max } = RENEW_AT_RANGE
+  if (!(fraction >= min && fraction <= max)) {
+    throw new CliError(
+      `--renew-at ${value} is invalid; give a decimal fraction of the certificate lifetime ` +
+        `from ${min} to ${max}, such as 0.67 (the default, two thirds)`,
+      EXIT.usage,
+    )
+  }
+  return fraction
+}
+
+/** Parses a retry duration option such as 500ms, 2s or 5m within `minMs` to `maxMs`. */
+export function retryDurationOption(
+  value: string,
+  option: string,
+  minMs: number,
+  maxMs: number,
+): number {
+  let ms: number
+  try {
+    ms = durationMs(value)
+  } catch {
+    ms = NaN
+  }
+  if (!(ms >= minMs && ms <= maxMs)) {
+    throw new CliError(
+      `${option} ${value} is invalid; give a duration from ${minMs} ms to ${maxMs / 60_000} ` +
+        'minutes, written as a number and ms, s or m, such as 2s',
+      EXIT.usage,
+    )
+  }
+  return ms
 }

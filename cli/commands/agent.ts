@@ -4,8 +4,9 @@ import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
 import { gatewayOption, keyTypeOption, readOption } from './agent-options.js'
 import { runAgentLoop } from './agent-run.js'
+import { agentTpmHelp, agentTpmOptions, runAgentTpmAk, tpmSettingsOf } from './agent-tpm.js'
 
-export const agentHelp = `Usage: hsmgate agent <enroll|run> [options]
+export const agentHelp = `Usage: hsmgate agent <enroll|run|tpm-ak> [options]
 
 Runs on an application host and keeps its client certificate fresh. Results go to stdout as
 JSON, one log line per step to stderr. Exit status: 0 on success, 1 when the gateway refuses or
@@ -14,13 +15,20 @@ cannot be reached, 2 on a usage error.
   hsmgate agent enroll --gateway URL --ca FILE (--token TOKEN | --token-file FILE) --out DIR
     Generates a key, sends a CSR with the single-use token from 'hsmgate tokens create' to the
     gateway's enrollment listener, and writes DIR/client.key and DIR/client.crt (mode 0600, in
-    a directory of mode 0700). A used or expired token is refused.
+    a directory of mode 0700). A used or expired token is refused. With --tpm the key is
+    created in the TPM and attested; DIR/tpm.json records the TPM settings for renewals.
+
+  hsmgate agent tpm-ak --out FILE [--tpm-tcti TCTI] [--tpm-ak HANDLE]
+    Creates the TPM's storage key and attestation key when missing and writes the attestation
+    key's public area to FILE, for an operator to register with 'hsmgate tpm register-ak'.
 
   hsmgate agent run --gateway URL --ca FILE --dir DIR [--once] [--force] [--reload-command CMD]
     Renews the certificate in DIR over mutual TLS with the current one after two thirds of its
-    lifetime (40 minutes for the default 1 hour), with a new key every time, then runs CMD.
-    Failed attempts are retried after 1 s, 2 s, 4 s ... with random jitter, at most 5 minutes
-    apart, until the certificate expires. Without --once it runs until SIGINT or SIGTERM.
+    lifetime (40 minutes for the default 1 hour), with a new key every time, then runs CMD; a
+    failing CMD is logged and renewal goes on. Failed attempts are retried after up to 1 s,
+    2 s, 4 s ... (random jitter), at most 5 minutes apart, until the certificate expires. A
+    revoked, superseded, expired or unknown certificate is not retried: the agent exits with 1.
+    Without --once it runs until SIGINT or SIGTERM, finishes a renewal in flight and exits 0.
 
 Options:
   --gateway URL          Gateway base URL: the enrollment listener for enroll (default port
@@ -34,6 +42,10 @@ Options:
   --once                 Renew once if due, then exit; for cron.
   --force                With --once, renew even when not yet due.
   --reload-command CMD   Shell command run after each renewal, such as 'systemctl reload app'.
+${agentTpmHelp}  --renew-at FRACTION    Fraction of the certificate lifetime, counted from its notBefore, after
+                         which it is renewed: 0.1 to 0.9. Default 0.67 (two thirds).
+  --retry-initial TIME   Upper bound of the first retry delay, such as 500ms or 2s. Default 1s.
+  --retry-max TIME       Upper bound of any retry delay, 1s to 60m. Default 5m.
 `
 
 async function runEnroll(argv: string[], logger: Logger): Promise<number> {
@@ -46,6 +58,8 @@ async function runEnroll(argv: string[], logger: Logger): Promise<number> {
       'token-file': { type: 'string' },
       out: { type: 'string' },
       'key-type': { type: 'string', default: 'ec-p256' },
+      tpm: { type: 'boolean', default: false },
+      ...agentTpmOptions,
     },
   })
   if ((values.token === undefined) === (values['token-file'] === undefined)) {
@@ -59,6 +73,7 @@ async function runEnroll(argv: string[], logger: Logger): Promise<number> {
     token,
     dir: values.out,
     keyType: keyTypeOption(values['key-type']),
+    ...(values.tpm ? { tpm: tpmSettingsOf(values) } : {}),
     logger,
   }).catch((error: unknown) => {
     throw new CliError(`enrollment failed: ${(error as Error).message}`)
@@ -72,5 +87,9 @@ export async function runAgent(argv: string[], logger: Logger): Promise<number> 
   const [subcommand, ...rest] = argv
   if (subcommand === 'enroll') return runEnroll(rest, logger)
   if (subcommand === 'run') return runAgentLoop(rest, logger)
-  throw new CliError("use 'hsmgate agent enroll' or 'hsmgate agent run'", EXIT.usage)
+  if (subcommand === 'tpm-ak') return runAgentTpmAk(rest, logger)
+  throw new CliError(
+    "use 'hsmgate agent enroll', 'hsmgate agent run' or 'hsmgate agent tpm-ak'",
+    EXIT.usage,
+  )
 }

@@ -24,7 +24,9 @@ certifies an hsmgate key as an intermediate CA:
   import CERT [--chain FILE]       Check that CERT certifies the key from 'ca init', is a CA
                                    certificate, and chains through FILE to a self-signed root;
                                    then make it the issuing CA and the chain the trust bundle.
-                                   Restart 'hsmgate up' and reissue client certificates after.
+                                   A running 'hsmgate up' switches to it within about 10 s,
+                                   without a restart. Client certificates of the previous CA
+                                   are no longer trusted then: enroll the agents again.
 
 Options:
   --dir DIR   Directory of the setup made by 'hsmgate init'. Default: ./var
@@ -75,6 +77,9 @@ async function importCa(session: KeysSession, certPath: string, values: Values):
     root: chain[chain.length - 1]!.subject,
     key_id: pending.key_id,
     files: { ...files, probe },
+    next:
+      'a running gateway issues and serves under the new CA within about 10 s; enroll the ' +
+      'agents again, because certificates of the previous CA are no longer trusted',
   }
 }
 

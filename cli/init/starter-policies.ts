@@ -2,9 +2,9 @@ import { KEY_OPERATIONS_GROUP } from '../../authz/policy-schema.js'
 
 /**
  * The starter policy files `hsmgate init` writes, by file name. They reproduce the starter
- * behaviour: each application may use its own keys for every key operation, list keys and get
- * random bytes. The readiness probe may only call health, and a suspended application is denied
- * everything. Enrollment with a token and renewal from the certificate's own host are allowed.
+ * behaviour: each application may use its own keys for every key operation, create keys only
+ * in its own namespace (`<application>-...`), list its keys and get random bytes. The readiness
+ * probe may only call health, and a suspended application is denied everything. Enrollment with a token and renewal from the certificate's own host are allowed.
  * Anything else is denied by default. docs/policy-guide.md shows a policy that demands host
  * binding for every request (source-address.cedar).
  */
@@ -20,7 +20,18 @@ permit (
 )
 when { resource.owner == principal.name };
 
-// Every application may list key metadata and get random bytes from the HSM.
+// Key names belong to applications: a key's name starts with its owner's name and a hyphen,
+// so only payments may create payments-signing. The backend enforces the same rule.
+@id("key-namespace")
+@reason("an application may create keys only in its own namespace, named <application>-...")
+forbid (
+  principal is Hsmgate::Application,
+  action == Hsmgate::Action::"create-key",
+  resource is Hsmgate::Key
+)
+unless { resource.namespace == principal.name };
+
+// Every application may list its own keys' metadata and get random bytes from the HSM.
 @id("list-and-random")
 @reason("applications may list keys and get random bytes")
 permit (

@@ -4,6 +4,7 @@ import { socketPaths, type LoadedConfig } from '../../config/load.js'
 import { projectRoot } from '../../config/project-root.js'
 import { renderBootstrap, resolveEnvoyBinary } from '../../envoy/index.js'
 import type { Logger } from '../../log/logger.js'
+import { publishStatus, type StatusPublisher } from '../../metrics/status-file.js'
 import { CliError } from '../cli-error.js'
 import { assertPortFree } from './port-check.js'
 import { waitUntilReady } from './readiness.js'
@@ -84,6 +85,11 @@ export async function startGateway(
   supervisor.start(child('authz', 'authz/main.js'))
   supervisor.start(child('crypto-backend', 'crypto-backend/main.js'))
 
+  let envoyStatus: StatusPublisher | undefined
+  const stop = async (): Promise<void> => {
+    envoyStatus?.close()
+    await supervisor.stop()
+  }
   try {
     const aborted = (): boolean => startupProblem() !== undefined
     await waitForFiles([sockets.authz, sockets.backend], SOCKET_DEADLINE_MS, aborted)
@@ -94,6 +100,14 @@ export async function startGateway(
         args: ['-c', bootstrapPath, '--disable-hot-restart', '--log-level', 'warn'],
         logFile: join(logs, 'envoy.log'),
       })
+      // authz and the backend write their own status files; Envoy's is written here.
+      envoyStatus = publishStatus({
+        runtimeDir: config.runtime_dir,
+        process: 'envoy',
+        logger,
+        pid: () => supervisor.pid('envoy'),
+        details: () => ({ admin_port: config.envoy.admin_port, listen_port: config.listen.port }),
+      })
     }
     const probeProblem = aborted()
       ? undefined
@@ -103,10 +117,10 @@ export async function startGateway(
       throw new CliError(`gateway did not become ready: ${problem}; logs are in ${logs}`)
     }
   } catch (error) {
-    await supervisor.stop()
+    await stop()
     throw error
   }
-  return { stop: () => supervisor.stop(), pids: () => supervisor.pids(), fatal }
+  return { stop, pids: () => supervisor.pids(), fatal }
 }
 
 async function waitForFiles(paths: string[], deadlineMs: number, aborted: () => boolean) {

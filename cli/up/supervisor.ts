@@ -71,6 +71,11 @@ export class Supervisor {
     return [...this.children.keys()]
   }
 
+  /** Returns the pid of a running child, or undefined while it is stopped or restarting. */
+  pid(name: string): number | undefined {
+    return this.children.get(name)?.child?.pid
+  }
+
   pids(): number[] {
     return [...this.children.values()].flatMap((r) => (r.child?.pid ? [r.child.pid] : []))
   }

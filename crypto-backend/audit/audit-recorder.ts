@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto'
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import { resolveOperation } from '../../authz/operation.js'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { errorResponse } from '../error-handler.js'
+import { RECEIPT_HEADERS, receiptOf } from '../../store/audit-receipt.js'
+import type { AuditRecord } from '../../store/store.js'
+import { RepeatLimiter } from '../../log/repeat-limiter.js'
 
 /**
  * Writes the audit record of every request that passed the decision guard, after the route
@@ -10,6 +13,8 @@ import { errorResponse } from '../error-handler.js'
  * answer is replaced by a 503, so no caller receives a result that the audit does not hold.
  */
 export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> {
+  // A store that fails, fails every request; repeats within a minute become one summary line.
+  const failures = new RepeatLimiter(deps.logger)
   return async (c, next) => {
     const started = performance.now()
     // The route table authz decides with names the operation and key even when the body turns
@@ -31,10 +36,9 @@ export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
         time: new Date().toISOString(),
         node: deps.nodeId,
         principal: c.get('principal'),
-        // NOTE: the certificate serial and source address are known to authz only; its own
-        // record under the same decision id holds them.
-        certSerial: null,
-        sourceAddress: null,
+        // authz bound these into the decision header, which the decision guard verified.
+        certSerial: c.get('certSerial'),
+        sourceAddress: c.get('sourceAddress'),
         decisionId: c.get('decisionId'),
         operation: facts.operation,
         key: facts.key,
@@ -47,9 +51,12 @@ export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
         requestDigest: createHash('sha256').update(c.get('body')).digest('hex'),
         latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
       })
-      c.header('x-hsmgate-audit-seq', String(record.seq))
+      setReceiptHeaders(c, record)
     } catch (error) {
-      deps.logger.error(
+      const cause =
+        error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.name) : ''
+      failures.error(
+        `audit:${cause}`,
         { err: error, decision_id: c.get('decisionId'), operation: facts.operation },
         'audit write failed; answer withheld',
       )
@@ -62,4 +69,16 @@ export function auditRecorder(deps: BackendDeps): MiddlewareHandler<BackendEnv> 
       )
     }
   }
+}
+
+/**
+ * Sets the receipt of the record on the response: the decision id, the writer, seq and hash as
+ * separate headers, and all of them as one JSON value that an application can keep.
+ */
+function setReceiptHeaders(c: Context<BackendEnv>, record: AuditRecord): void {
+  c.header(RECEIPT_HEADERS.decisionId, record.decisionId)
+  c.header(RECEIPT_HEADERS.writer, record.node)
+  c.header(RECEIPT_HEADERS.seq, String(record.seq))
+  c.header(RECEIPT_HEADERS.hash, record.hash)
+  c.header(RECEIPT_HEADERS.receipt, JSON.stringify(receiptOf(record)))
 }

@@ -1,15 +1,29 @@
-import type pkcs11js from 'pkcs11js'
+import pkcs11js from 'pkcs11js'
 import type { MemberConfig } from '../../config/schema.js'
 import type { Logger } from '../../log/logger.js'
-import { HsmError, toHsmError } from './errors.js'
+import { RepeatLimiter } from '../../log/repeat-limiter.js'
+import { HsmError, ckrValueOf, toHsmError } from './errors.js'
 import { HandleCache } from './handle-cache.js'
 import { findObject } from './object-search.js'
-import { acquireModule, type Pkcs11Module } from './pkcs11-module.js'
+import { acquireModule, moduleUsers, type Pkcs11Module } from './pkcs11-module.js'
 import type { SessionPool } from './session-pool.js'
 import { findToken } from './token-lookup.js'
 import { loginUser, memberTokenSelector, openLoggedInPool } from './token-login.js'
 
 export type MemberState = 'healthy' | 'failed'
+
+/**
+ * CK_RV values after which a failed member's module is initialized again before the next
+ * attempt: the module lost its device or connection (p11-kit-client.so returns
+ * CKR_DEVICE_ERROR for good once its server is gone) or a failed re-initialization left it
+ * uninitialized.
+ */
+const REINITIALIZE_AFTER = new Set<number>([
+  pkcs11js.CKR_DEVICE_ERROR,
+  pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
+])
 
 /** Counters since the process started; they only grow. */
 export interface MemberCounters {
@@ -47,6 +61,8 @@ export class ClusterMember {
   private lastError?: string
   private readonly handles = new HandleCache()
   private rechecking = false
+  /** Counts repeats of fault and health check logs into one summary line a minute. */
+  private readonly repeats: RepeatLimiter
   private readonly counters: MemberCounters = {
     operations: 0,
     errors: 0,
@@ -65,6 +81,7 @@ export class ClusterMember {
     private readonly logger: Logger,
   ) {
     this.name = config.name
+    this.repeats = new RepeatLimiter(logger)
   }
 
   /** Loads the module, finds the token, opens the pool and logs in; no retry on failure. */
@@ -219,7 +236,8 @@ export class ClusterMember {
     if (this.state === 'failed') return
     this.state = 'failed'
     this.counters.failovers += 1
-    this.logger.warn(
+    this.repeats.warn(
+      `failed:${error.code}`,
       { member: this.name, code: error.code, ckr: error.pkcs11?.ckr, err: error.message },
       `hsm member ${this.name}: healthy -> failed`,
     )
@@ -233,16 +251,16 @@ export class ClusterMember {
     if (this.state !== 'failed' || this.rechecking) return
     this.rechecking = true
     try {
-      const token = findToken(
-        this.pkcs11,
-        memberTokenSelector(this.config),
-        this.name,
-        this.config.module,
-      )
-      const fresh = openLoggedInPool(this.pkcs11, token.slot, this.config, this.logger)
+      let fresh: { slot: pkcs11js.Handle; pool: SessionPool }
+      try {
+        fresh = this.openFreshPool()
+      } catch (error) {
+        if (!this.reinitializeModule(error)) throw error
+        fresh = this.openFreshPool()
+      }
       const old = this.pool
-      this.pool = fresh
-      this.slot = token.slot
+      this.pool = fresh.pool
+      this.slot = fresh.slot
       this.handles.clear()
       await old.close(0)
       this.state = 'healthy'
@@ -250,10 +268,46 @@ export class ClusterMember {
       this.logger.info({ member: this.name }, `hsm member ${this.name}: failed -> healthy`)
     } catch (error) {
       this.lastError = toHsmError(error, this.name, 'recheck').message
-      this.logger.debug({ member: this.name, err: this.lastError }, 'hsm member still failing')
+      this.repeats.warn(
+        'recheck',
+        { member: this.name, err: this.lastError },
+        `hsm member ${this.name}: health check failed; the member stays failed`,
+      )
     } finally {
       this.rechecking = false
     }
+  }
+
+  private openFreshPool(): { slot: pkcs11js.Handle; pool: SessionPool } {
+    const selector = memberTokenSelector(this.config)
+    const token = findToken(this.pkcs11, selector, this.name, this.config.module)
+    return {
+      slot: token.slot,
+      pool: openLoggedInPool(this.pkcs11, token.slot, this.config, this.logger),
+    }
+  }
+
+  /**
+   * Initializes the module again after a device-level failure when this member is its only user
+   * and none of its calls is still running, because C_Finalize under a running call is undefined
+   * behaviour. The old pool is abandoned first: its session handles die with C_Finalize and may
+   * be reused by new sessions. Returns true when the module was initialized again.
+   */
+  private reinitializeModule(error: unknown): boolean {
+    const ckr = error instanceof HsmError ? error.pkcs11?.value : ckrValueOf(error)
+    // p11-kit-client.so connects at C_Initialize: initialized while its server was down, it
+    // lists no token until it is initialized again.
+    const tokenGone = error instanceof HsmError && error.code === 'hsm_token_not_found'
+    if (!tokenGone && (ckr === undefined || !REINITIALIZE_AFTER.has(ckr))) return false
+    if (this.pool.inUse > 0) return false
+    if (moduleUsers(this.config.module) !== 1) return false
+    this.pool.abandon()
+    if (!this.module.reinitialize()) return false
+    this.logger.info(
+      { member: this.name, ckr: error instanceof HsmError ? error.pkcs11?.ckr : ckr },
+      'PKCS#11 module initialized again',
+    )
+    return true
   }
 
   /**

@@ -21,6 +21,14 @@ export interface Pkcs11Module {
   releaseLogin(tokenKey: string): boolean
   /** Ends this use; the last release of a module calls C_Finalize and unloads the library. */
   release(): void
+  /**
+   * Calls C_Finalize and C_Initialize again, which ends every session and login of the module.
+   * A module that lost its connection to the token (p11-kit-client.so after its server was
+   * restarted) returns CKR_DEVICE_ERROR until then. Returns false without doing anything when
+   * another user shares the module or the library was initialized outside this registry;
+   * throws HsmError when C_Initialize fails, and a later call tries again.
+   */
+  reinitialize(): boolean
 }
 
 interface LoadedModule {
@@ -29,6 +37,8 @@ interface LoadedModule {
   /** False when the library was already initialized by code outside this registry. */
   ownsInitialize: boolean
   logins: Map<string, number>
+  /** False after a C_Finalize of `reinitialize` whose C_Initialize failed. */
+  initialized: boolean
 }
 
 const loaded = new Map<string, LoadedModule>()
@@ -75,7 +85,8 @@ function loadModule(path: string): LoadedModule {
       { cause: error },
     )
   }
-  return { pkcs11, users: 0, ownsInitialize: initialize(pkcs11, path), logins: new Map() }
+  const ownsInitialize = initialize(pkcs11, path)
+  return { pkcs11, users: 0, ownsInitialize, logins: new Map(), initialized: true }
 }
 
 /**
@@ -115,6 +126,29 @@ function handleFor(key: string, path: string, entry: LoadedModule): Pkcs11Module
       else entry.logins.set(tokenKey, count)
       return count <= 0
     },
+    reinitialize() {
+      if (released || entry.users !== 1 || !entry.ownsInitialize) return false
+      if (entry.initialized) {
+        entry.initialized = false
+        try {
+          entry.pkcs11.C_Finalize()
+        } catch {
+          // A module whose connection broke may fail C_Finalize; C_Initialize below decides.
+        }
+      }
+      entry.logins.clear()
+      try {
+        entry.pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
+      } catch (error) {
+        throw new HsmError(
+          'hsm_unavailable',
+          `C_Initialize of PKCS#11 module ${path} failed again: ${(error as Error).message}`,
+          { cause: error },
+        )
+      }
+      entry.initialized = true
+      return true
+    },
     release() {
       if (released) return
       released = true
@@ -127,7 +161,7 @@ function handleFor(key: string, path: string, entry: LoadedModule): Pkcs11Module
 function unload(key: string, entry: LoadedModule): void {
   loaded.delete(key)
   try {
-    if (entry.ownsInitialize) entry.pkcs11.C_Finalize()
+    if (entry.ownsInitialize && entry.initialized) entry.pkcs11.C_Finalize()
   } finally {
     entry.pkcs11.close()
   }

@@ -37,7 +37,7 @@ export class SessionPool {
   private readonly idle: pkcs11js.Handle[] = []
   private readonly busy = new Set<pkcs11js.Handle>()
   private readonly waiters: Waiter[] = []
-  private state: 'open' | 'draining' | 'closed' = 'open'
+  private state: 'open' | 'draining' | 'closed' | 'abandoned' = 'open'
 
   constructor(
     private readonly pkcs11: pkcs11js.PKCS11,
@@ -109,6 +109,20 @@ export class SessionPool {
     this.closeSessions(this.idle.splice(0))
   }
 
+  /**
+   * Stops lending without any PKCS#11 call, for a module that is about to be initialized again:
+   * C_Finalize ends these sessions, and their handle numbers may then belong to new sessions.
+   * Waiting callers are rejected, and busy sessions are dropped when they come back.
+   */
+  abandon(): void {
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer)
+      waiter.reject(this.unavailable('session pool was abandoned while waiting'))
+    }
+    this.state = 'abandoned'
+    this.idle.splice(0)
+  }
+
   /** Ends the login of the application on this token; failures are ignored while closing. */
   private logout(): void {
     const session = this.idle[0]
@@ -135,6 +149,7 @@ export class SessionPool {
 
   private giveBack(session: pkcs11js.Handle, discard: boolean): void {
     this.busy.delete(session)
+    if (this.state === 'abandoned') return
     if (this.state === 'closed') return this.closeSessions([session])
     if (this.state === 'draining' && !discard) {
       this.idle.push(session)

@@ -3,6 +3,7 @@ import { ApiError, invalidRequest } from '../api-error.js'
 import type { HsmCluster } from '../hsm/index.js'
 import { destroyKeyObjects } from '../hsm/key-inventory.js'
 import type { KeyState, KeyType, KeyVersion, Store } from '../../store/index.js'
+import { mayCreateInNamespace, namespacePrefix } from './key-namespace.js'
 
 /** Key names: lowercase letters, digits and hyphens, 1 to 64 characters. */
 export const KEY_NAME_PATTERN = /^[a-z0-9-]{1,64}$/
@@ -27,9 +28,14 @@ export class KeyLifecycle {
     private readonly cluster: HsmCluster,
   ) {}
 
-  /** Creates version 1 of a new key; a name that exists (even destroyed) is a 409. */
+  /**
+   * Creates version 1 of a new key owned by `input.owner`. A name outside the owner's namespace
+   * (see key-namespace.ts) is a 403, checked before existence so that the response does not
+   * reveal whether another application's key exists. A name that exists (even destroyed) is a 409.
+   */
   create(input: CreateKeyInput): Promise<KeyVersion> {
     checkName(input.name)
+    this.checkNamespace(input.name, input.owner)
     return this.serialized(input.name, async () => {
       if (this.store.keyVersions(input.name).length > 0) {
         throw new ApiError(409, 'key_exists', `key '${input.name}' exists; names are never reused`)
@@ -86,6 +92,17 @@ export class KeyLifecycle {
       }
       return { versions: versions.map((v) => v.version), unreachable: [...unreachable] }
     })
+  }
+
+  private checkNamespace(name: string, owner: string): void {
+    const registered = (app: string): boolean => this.store.application(app) !== undefined
+    if (mayCreateInNamespace(name, owner, registered)) return
+    throw new ApiError(
+      403,
+      'key_namespace',
+      `key name '${name}' is outside the namespace of '${owner}', which may create only keys ` +
+        `named '${namespacePrefix(owner)}...'; choose a name with that prefix`,
+    )
   }
 
   private latest(name: string): KeyVersion {

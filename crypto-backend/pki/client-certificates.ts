@@ -3,6 +3,7 @@ import type { KeyProtection, Store } from '../../store/store.js'
 import type { HsmCluster } from '../hsm/index.js'
 import { durationMs } from './duration.js'
 import { chainPem, openIssuingCa, type IssuingCa } from './issuing-ca.js'
+import type { IssuingCaSource } from './issuing-ca-source.js'
 import { normalizeSerial } from '../../store/certificate-serial.js'
 
 /** The binding of a client certificate: its application, host name and host addresses. */
@@ -28,7 +29,8 @@ export interface IssuedClientCertificate {
  */
 export class ClientCertificates {
   constructor(
-    private readonly ca: IssuingCa,
+    /** Returns the issuing CA in force, read at each issuance so that a CA switch applies. */
+    private readonly issuingCa: () => IssuingCa,
     private readonly store: Pick<Store, 'putCertificate'>,
     private readonly trustDomain: string,
     private readonly lifetimeMs: number,
@@ -50,7 +52,8 @@ export class ClientCertificates {
     publicKeySpki: Buffer,
     keyProtection: KeyProtection,
   ): Promise<IssuedClientCertificate> {
-    const leaf = await this.ca.issuer.issue({
+    const ca = this.issuingCa()
+    const leaf = await ca.issuer.issue({
       commonName: binding.app,
       purpose: 'client',
       altNames: {
@@ -78,7 +81,7 @@ export class ClientCertificates {
     })
     return {
       serial,
-      chainPem: chainPem(leaf, this.ca),
+      chainPem: chainPem(leaf, ca),
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,
     }
@@ -101,16 +104,20 @@ export function checkClientLifetime(text: string): void {
   }
 }
 
-/** Opens the client certificate issuer of a setup: its issuing CA and pki.client_lifetime. */
+/**
+ * Opens the client certificate issuer of a setup: its issuing CA and pki.client_lifetime. With
+ * `source`, it issues under the CA that the source has at that time, so it follows a CA switch.
+ */
 export async function openClientCertificates(
   config: LoadedConfig,
   cluster: HsmCluster,
   store: Pick<Store, 'putCertificate'>,
+  source?: IssuingCaSource,
 ): Promise<ClientCertificates> {
   checkClientLifetime(config.pki.client_lifetime)
-  const ca = await openIssuingCa(config, cluster)
+  const fixed = source === undefined ? await openIssuingCa(config, cluster) : undefined
   return new ClientCertificates(
-    ca,
+    () => fixed ?? source!.current,
     store,
     config.trust_domain,
     durationMs(config.pki.client_lifetime),

@@ -1,4 +1,12 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
@@ -43,23 +51,52 @@ export function validationSecret(trustBundlePem: string, crlPem: string): object
 }
 
 /**
- * Writes one SDS resource file atomically, mode 0600, because the serving secret contains a
- * private key. The rename is the move that Envoy's directory watch reacts to.
+ * Creates the SDS directory, or sets an existing one, for the readers of the SDS files: with
+ * `groupId` (socket_group) mode 0750 and that group, so that an Envoy running as another user in
+ * the group can read them, else mode 0700. writeSdsFile takes the group from the directory.
+ */
+export function prepareSdsDirectory(runtimeDir: string, groupId: number | undefined): void {
+  const { dir } = sdsPaths(runtimeDir)
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (groupId !== undefined) chownSync(dir, -1, groupId)
+  chmodSync(dir, groupId === undefined ? 0o700 : 0o750)
+}
+
+/**
+ * Writes one SDS resource file atomically. The serving secret contains a private key, so the
+ * file has mode 0600, or 0640 with the directory's group when prepareSdsDirectory opened the
+ * directory to a group. The rename is the move that Envoy's directory watch reacts to.
  */
 export function writeSdsFile(path: string, secret: object): void {
-  writeFileAtomic(path, JSON.stringify({ resources: [secret] }), 0o600)
+  const dir = resolve(path, '..')
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const { mode, gid } = statSync(dir)
+  const content = JSON.stringify({ resources: [secret] })
+  if ((mode & 0o070) === 0) writeFileAtomic(path, content, 0o600)
+  else writeFileAtomic(path, content, 0o640, gid)
 }
 
 /**
  * Writes a file through a temporary file in the same directory and a rename, so that readers
  * see the old or the new content, never a part. A new directory is created with mode 0700.
+ * With `groupId` the file gets that group before it is renamed into place.
  */
-export function writeFileAtomic(path: string, content: string, mode: number): void {
+export function writeFileAtomic(
+  path: string,
+  content: string,
+  mode: number,
+  groupId?: number,
+): void {
   const dir = resolve(path, '..')
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const temporary = join(dir, `.${randomBytes(6).toString('hex')}.tmp`)
   try {
     writeFileSync(temporary, content, { mode, flag: 'wx' })
+    if (groupId !== undefined) {
+      chownSync(temporary, -1, groupId)
+      // The umask may have removed the group bits of `mode`.
+      chmodSync(temporary, mode)
+    }
     renameSync(temporary, path)
   } catch (error) {
     rmSync(temporary, { force: true })

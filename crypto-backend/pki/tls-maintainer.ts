@@ -3,7 +3,8 @@ import type { LoadedConfig } from '../../config/load.js'
 import type { Logger } from '../../log/logger.js'
 import type { Store } from '../../store/store.js'
 import type { HsmCluster } from '../hsm/index.js'
-import { openIssuingCa, type IssuingCa } from './issuing-ca.js'
+import type { IssuingCa } from './issuing-ca.js'
+import { IssuingCaSource } from './issuing-ca-source.js'
 import { publishServingCertificate, publishValidation } from './tls-publisher.js'
 
 /** How often the maintainer checks whether the certificate or the CRL needs renewing. */
@@ -21,9 +22,12 @@ export function renewalTime(start: Date, end: Date, fraction: number): number {
  * Keeps the gateway's TLS material current. It runs in the crypto backend, because that is the
  * one long-running process with the HSM PINs. It issues the serving certificate at start and
  * after two thirds of its life. It publishes the CRL at start, after half of its life, and
- * whenever the store's set of revoked certificates changes.
+ * whenever the store's set of revoked certificates changes. When hsmgate.yaml names a new
+ * issuing CA (after `hsmgate ca import`), it switches to it and publishes a serving certificate
+ * and a trust bundle of the new chain, which Envoy loads without a restart.
  */
 export class TlsMaintainer {
+  private source?: IssuingCaSource
   private ca?: IssuingCa
   private serving?: x509.X509Certificate
   private servingIssuedAt = new Date()
@@ -31,9 +35,10 @@ export class TlsMaintainer {
   private revokedSeen = ''
   private timer?: NodeJS.Timeout
   private busy = false
+  private switchProblem = ''
 
   constructor(
-    private readonly config: LoadedConfig,
+    private config: LoadedConfig,
     private readonly cluster: HsmCluster,
     private readonly store: Pick<Store, 'revokedCertificates'>,
     private readonly logger: Logger,
@@ -41,7 +46,8 @@ export class TlsMaintainer {
 
   /** Publishes both SDS files, then checks every few seconds. Throws when the first fails. */
   async start(): Promise<void> {
-    this.ca = await openIssuingCa(this.config, this.cluster)
+    this.source = await IssuingCaSource.open(this.config, this.cluster)
+    this.ca = this.source.current
     await this.renewServing()
     await this.renewCrl()
     this.timer = setInterval(() => void this.tick(), CHECK_INTERVAL_MS)
@@ -52,10 +58,17 @@ export class TlsMaintainer {
     clearInterval(this.timer)
   }
 
+  /** The issuing CA in force, shared with the client certificate issuer; set by start(). */
+  get caSource(): IssuingCaSource {
+    if (this.source === undefined) throw new Error('TlsMaintainer.start() has not run')
+    return this.source
+  }
+
   private async tick(): Promise<void> {
     if (this.busy) return
     this.busy = true
     try {
+      await this.followIssuingCa()
       const now = Date.now()
       const serving = this.serving!
       if (now >= renewalTime(this.servingIssuedAt, serving.notAfter, 2 / 3)) {
@@ -71,6 +84,30 @@ export class TlsMaintainer {
     } finally {
       this.busy = false
     }
+  }
+
+  /** Switches to a new issuing CA named in hsmgate.yaml and publishes both SDS files for it. */
+  private async followIssuingCa(): Promise<void> {
+    const previous = this.ca!.certificate.subject
+    try {
+      if (!(await this.source!.refresh())) return
+    } catch (error) {
+      // An unreadable hsmgate.yaml or an unusable new CA leaves the current CA in force; the
+      // same problem is logged once, not on every check.
+      const message = (error as Error).message
+      if (message !== this.switchProblem) this.logger.error({ err: error }, message)
+      this.switchProblem = message
+      return
+    }
+    this.switchProblem = ''
+    this.ca = this.source!.current
+    this.config = this.source!.config
+    this.logger.info(
+      { previous, issuing_ca: this.ca.certificate.subject },
+      'issuing CA changed; publishing a serving certificate and trust bundle of the new chain',
+    )
+    await this.renewServing()
+    await this.renewCrl()
   }
 
   private revokedSerials(): string {

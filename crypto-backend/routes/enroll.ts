@@ -3,7 +3,9 @@ import type { Hono } from 'hono'
 import { ApiError, invalidRequest } from '../api-error.js'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { checkCsr } from '../pki/csr-check.js'
+import { attestedProtection } from '../pki/tpm/attested-protection.js'
 import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
+import { registerEnrollNonceRoute } from './enroll-nonce.js'
 
 /** Errors for a token that cannot be redeemed. None reveals which application it names. */
 const TOKEN_ERRORS = {
@@ -29,9 +31,12 @@ const MAX_TOKEN_CHARS = 256
  * principal `enrollment`. The body is `{ token, csr }`. The CSR is checked first, so that a bad
  * CSR does not use up the token. Then the token is redeemed once, atomically, by its SHA-256, and
  * a certificate is issued whose names come from the token, never from the CSR. The token itself is
- * never logged or stored.
+ * never logged or stored. With an optional `tpm` attestation of the CSR key, verified before the
+ * token is redeemed, the certificate records key protection 'tpm'. Also registers the nonce route
+ * that such an attestation needs.
  */
 export function registerEnrollRoute(app: Hono<BackendEnv>, deps: BackendDeps): void {
+  registerEnrollNonceRoute(app, deps)
   app.post('/v1/enroll', async (c) => {
     c.get('audit').operation = 'enroll'
     const certificates = deps.clientCertificates
@@ -39,13 +44,29 @@ export function registerEnrollRoute(app: Hono<BackendEnv>, deps: BackendDeps): v
       throw new ApiError(403, 'not_authorized', 'enrollment is not available to this caller')
     }
     const body = parseJsonObject(c.get('body'))
-    rejectUnknownFields(body, ['token', 'csr'])
+    rejectUnknownFields(body, ['token', 'csr', 'tpm'])
     const token = body.token
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_CHARS) {
       throw invalidRequest("field 'token' must be the enrollment token text")
     }
     const csr = await checkCsr(body.csr)
     const hash = createHash('sha256').update(token, 'utf8').digest('hex')
+    const pending = deps.store.enrollmentToken(hash)
+    const outcome =
+      pending === undefined || pending.usedAt !== null
+        ? { protection: 'software' as const }
+        : attestedProtection(
+            body.tpm,
+            csr.publicKeySpki,
+            deps.store.tpm,
+            { host: pending.host, decisionId: c.get('decisionId'), logger: deps.logger },
+            deps.tpm,
+          )
+    // The EK certificate path answers the first request with a challenge and redeems nothing.
+    if ('challenge' in outcome) {
+      return c.json({ activation: outcome.challenge, decision_id: c.get('decisionId') })
+    }
+    const protection = outcome.protection
     const redemption = deps.store.redeemEnrollmentToken(hash, new Date().toISOString())
     if (!redemption.ok) {
       deps.logger.warn(
@@ -55,13 +76,14 @@ export function registerEnrollRoute(app: Hono<BackendEnv>, deps: BackendDeps): v
       throw TOKEN_ERRORS[redemption.reason]
     }
     const binding = redemption.token
-    const issued = await certificates.issue(binding, csr.publicKeySpki, 'software')
+    const issued = await certificates.issue(binding, csr.publicKeySpki, protection)
     deps.logger.info(
       {
         decision_id: c.get('decisionId'),
         app: binding.app,
         host: binding.host,
         serial: issued.serial,
+        key_protection: protection,
       },
       'client certificate issued by enrollment',
     )

@@ -1,6 +1,7 @@
 import type { Context, Hono } from 'hono'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { keyMetadata } from '../keys/key-registry.js'
+import { applicationOf } from '../keys/key-namespace.js'
 import { keyTypeOf, tagsOf } from '../../store/key-type-request.js'
 import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
 
@@ -10,9 +11,12 @@ function emptyBody(body: Uint8Array): void {
   rejectUnknownFields(parseJsonObject(body), [])
 }
 
-/** Returns the owner of a key that `principal` creates: the application name of an app identity. */
+/**
+ * Returns the owner of a key that `principal` creates: the application name of an application
+ * principal, else the principal itself, which the namespace check then rejects.
+ */
 function ownerOf(principal: string): string {
-  return /\/app\/([a-z0-9-]+)$/.exec(principal)?.[1] ?? principal
+  return applicationOf(principal) ?? principal
 }
 
 /** Records the operation and key for the audit before anything can fail. */
@@ -25,7 +29,8 @@ function begin(c: Context<BackendEnv>, operation: string, name: string) {
 
 /**
  * Registers the key lifecycle: POST /v1/keys/:name/create, /rotate, /disable, /enable and
- * /destroy. Each names its key in the path, so that policy decides on the key name.
+ * /destroy. Each names its key in the path, so that policy decides on the key name. Create
+ * accepts only a name in the caller's namespace, `<app>-...`, and records the caller as owner.
  */
 export function registerLifecycleRoutes(app: Hono<BackendEnv>, deps: BackendDeps): void {
   app.post('/v1/keys/:name/create', async (c) => {

@@ -4,6 +4,7 @@ import type { IssuedCertificate, Store } from '../../store/store.js'
 import { ApiError, invalidRequest } from '../api-error.js'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { checkCsr } from '../pki/csr-check.js'
+import { attestedProtection } from '../pki/tpm/attested-protection.js'
 import { normalizeSerial } from '../../store/certificate-serial.js'
 import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
 
@@ -13,7 +14,8 @@ import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
  * certificate, and the decision header covers the body. The current certificate must be in the
  * store for the calling application, active, unexpired and the newest issued for its host, and
  * the CSR must be for a new key. The new certificate keeps the application, host and addresses
- * of the current one's record.
+ * of the current one's record. An optional `tpm` attestation of the new key makes the new
+ * certificate 'tpm'; a certificate whose key was TPM-attested renews only with a fresh one.
  */
 export function registerRenewRoute(app: Hono<BackendEnv>, deps: BackendDeps): void {
   app.post('/v1/certs/renew', async (c) => {
@@ -23,7 +25,7 @@ export function registerRenewRoute(app: Hono<BackendEnv>, deps: BackendDeps): vo
       throw new ApiError(503, 'enrollment_unavailable', 'certificate issuance is not configured')
     }
     const body = parseJsonObject(c.get('body'))
-    rejectUnknownFields(body, ['certificate', 'csr'])
+    rejectUnknownFields(body, ['certificate', 'csr', 'tpm'])
     const current = parseCurrent(body.certificate)
     const record = currentRecord(deps.store, current, c.get('principal'), (p) =>
       certificates.appOf(p),
@@ -32,7 +34,27 @@ export function registerRenewRoute(app: Hono<BackendEnv>, deps: BackendDeps): vo
     if (csr.publicKeySpki.equals(current.publicKey.export({ type: 'spki', format: 'der' }))) {
       throw new ApiError(400, 'key_reused', 'the CSR must be for a new key, not the current one')
     }
-    const issued = await certificates.issue(record, csr.publicKeySpki, 'software')
+    if (record.keyProtection === 'tpm' && body.tpm === undefined) {
+      throw new ApiError(
+        403,
+        'attestation_required',
+        'the current certificate has a TPM-attested key, so its renewal needs a TPM attestation ' +
+          "of the new key; renew with the agent directory that 'hsmgate agent enroll --tpm' made",
+      )
+    }
+    const outcome = attestedProtection(
+      body.tpm,
+      csr.publicKeySpki,
+      deps.store.tpm,
+      { host: record.host, decisionId: c.get('decisionId'), logger: deps.logger },
+      deps.tpm,
+    )
+    // The EK certificate path answers the first request with a challenge and issues nothing.
+    if ('challenge' in outcome) {
+      return c.json({ activation: outcome.challenge, decision_id: c.get('decisionId') })
+    }
+    const protection = outcome.protection
+    const issued = await certificates.issue(record, csr.publicKeySpki, protection)
     deps.logger.info(
       {
         decision_id: c.get('decisionId'),
@@ -40,6 +62,7 @@ export function registerRenewRoute(app: Hono<BackendEnv>, deps: BackendDeps): vo
         host: record.host,
         previous: record.serial,
         serial: issued.serial,
+        key_protection: protection,
       },
       'client certificate renewed',
     )

@@ -2,17 +2,26 @@ import type { Hono } from 'hono'
 import { invalidRequest } from '../api-error.js'
 import type { BackendDeps, BackendEnv } from '../context.js'
 import { keyMetadata } from '../keys/key-registry.js'
+import { applicationOf } from '../keys/key-namespace.js'
 import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
 
 const MAX_RANDOM_BYTES = 1024
 
-/** Registers the routes that use no named key: GET /v1/keys, POST /v1/random, GET /v1/health. */
+/**
+ * Registers the routes that use no named key: GET /v1/keys (the caller's own keys),
+ * POST /v1/random and GET /v1/health.
+ */
 export function registerServiceRoutes(app: Hono<BackendEnv>, deps: BackendDeps): void {
   app.get('/v1/keys', async (c) => {
     c.get('audit').operation = 'list-keys'
-    // NOTE: every caller sees every key's metadata (never key material); per-principal
-    // filtering belongs to the policy engine, which the backend does not consult.
-    const keys = deps.store.listKeys().map(keyMetadata)
+    // Each application gets only the keys it owns. NOTE: a key that a policy lets the caller
+    // use but that another application owns is not listed, because the backend does not
+    // evaluate policies; such a key can still be described by name.
+    const app = applicationOf(c.get('principal'))
+    const keys = deps.store
+      .listKeys()
+      .filter((key) => app !== undefined && key.owner === app)
+      .map(keyMetadata)
     return c.json({ keys, decision_id: c.get('decisionId') })
   })
 

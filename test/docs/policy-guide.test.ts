@@ -35,6 +35,7 @@ describe('docs/policy-guide.md', () => {
       'context-names-caller',
       'crl-public',
       'enroll-with-token',
+      'key-namespace',
       'list-and-random',
       'own-keys',
       'probe-health',

@@ -35,7 +35,7 @@ beforeAll(async () => {
     ['mac256', { type: 'hmac', size: 256 }],
     ['data', { type: 'aes' }],
   ] as const) {
-    const created = await harness.call(`/v1/keys/${name}/create`, body)
+    const created = await harness.call(`/v1/keys/payments-${name}/create`, body)
     expect(created.status, JSON.stringify(created.json)).toBe(201)
   }
 }, 120_000)
@@ -92,7 +92,7 @@ describe('AES-256-GCM with an encryption context', () => {
 
 describe('RSA-OAEP with SHA-256', () => {
   it('decrypts what openssl pkeyutl encrypted with the public key', async () => {
-    const described = await harness.call('/v1/keys/oaep')
+    const described = await harness.call('/v1/keys/payments-oaep')
     writeFileSync(join(work, 'oaep.pem'), String(described.json.public_key_pem))
     writeFileSync(join(work, 'plain'), 'wire transfer key')
     const opts = ['-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', 'rsa_oaep_md:sha256']
@@ -100,12 +100,15 @@ describe('RSA-OAEP with SHA-256', () => {
     const files = ['-in', join(work, 'plain'), '-out', join(work, 'ct')]
     await run('openssl', ['pkeyutl', '-encrypt', ...inkey, ...opts, ...files])
     const ciphertext = b64(readFileSync(join(work, 'ct')))
-    const response = await harness.call('/v1/keys/oaep/decrypt', { ciphertext, version: 1 })
+    const response = await harness.call('/v1/keys/payments-oaep/decrypt', {
+      ciphertext,
+      version: 1,
+    })
     expect(response.status, JSON.stringify(response.json)).toBe(200)
     expect(unb64(response.json.plaintext).toString()).toBe('wire transfer key')
     const tampered = readFileSync(join(work, 'ct'))
     tampered[10] = (tampered[10] ?? 0) ^ 1
-    const bad = await harness.call('/v1/keys/oaep/decrypt', {
+    const bad = await harness.call('/v1/keys/payments-oaep/decrypt', {
       ciphertext: b64(tampered),
       version: 1,
     })
@@ -113,11 +116,18 @@ describe('RSA-OAEP with SHA-256', () => {
   })
 
   it('round-trips through encrypt and decrypt; a context is refused', async () => {
-    const enc = await harness.call('/v1/keys/oaep/encrypt', { plaintext: b64(Buffer.from('hi')) })
+    const enc = await harness.call('/v1/keys/payments-oaep/encrypt', {
+      plaintext: b64(Buffer.from('hi')),
+    })
     expect(enc.json.algorithm).toBe('RSAES_OAEP_SHA_256')
-    const dec = await harness.call('/v1/keys/oaep/decrypt', { ciphertext: enc.json.ciphertext })
+    const dec = await harness.call('/v1/keys/payments-oaep/decrypt', {
+      ciphertext: enc.json.ciphertext,
+    })
     expect(unb64(dec.json.plaintext).toString()).toBe('hi')
-    const ctx = await harness.call('/v1/keys/oaep/encrypt', { plaintext: 'aGk=', context: {} })
+    const ctx = await harness.call('/v1/keys/payments-oaep/encrypt', {
+      plaintext: 'aGk=',
+      context: {},
+    })
     expect(ctx.status).toBe(400)
   })
 })
@@ -137,9 +147,9 @@ describe('HMAC', () => {
   })
 
   it('HMAC-SHA-256 keys give 32-byte MACs and refuse HMAC_SHA_384', async () => {
-    const response = await harness.call('/v1/keys/mac256/hmac', { message: 'aGk=' })
+    const response = await harness.call('/v1/keys/payments-mac256/hmac', { message: 'aGk=' })
     expect(unb64(response.json.mac)).toHaveLength(32)
-    const wrong = await harness.call('/v1/keys/mac256/hmac', {
+    const wrong = await harness.call('/v1/keys/payments-mac256/hmac', {
       message: 'aGk=',
       algorithm: 'HMAC_SHA_384',
     })
@@ -190,7 +200,7 @@ describe('key wrapping (AES key wrap with padding)', () => {
   })
 
   it('a wrapping key cannot wrap a key made through hsmgate (CKA_WRAP_WITH_TRUSTED)', async () => {
-    const data = harness.store.keyVersions('data')[0]!
+    const data = harness.store.keyVersions('payments-data')[0]!
     const wrap = harness.store.keyVersions('known-wrap')[0]!
     const find = (p: pkcs11js.PKCS11, s: pkcs11js.Handle, hex: string) =>
       findAll(p, s, [{ type: pkcs11js.CKA_ID, value: Buffer.from(hex, 'hex') }])[0]!
@@ -210,18 +220,18 @@ describe('key wrapping (AES key wrap with padding)', () => {
 describe('data keys and random bytes', () => {
   it('returns a data key node:crypto can use and whose ciphertext decrypts to it', async () => {
     const context = { file: 'backup-7' }
-    const response = await harness.call('/v1/keys/data/data-key', { bytes: 32, context })
+    const response = await harness.call('/v1/keys/payments-data/data-key', { bytes: 32, context })
     const plaintext = unb64(response.json.plaintext)
     expect(plaintext).toHaveLength(32)
     const iv = randomBytes(12)
     const cipher = createCipheriv('aes-256-gcm', plaintext, iv)
     expect(Buffer.concat([cipher.update('x'), cipher.final()])).toHaveLength(1)
-    const opened = await harness.call('/v1/keys/data/decrypt', {
+    const opened = await harness.call('/v1/keys/payments-data/decrypt', {
       ciphertext: response.json.ciphertext,
       context,
     })
     expect(unb64(opened.json.plaintext).equals(plaintext)).toBe(true)
-    const bad = await harness.call('/v1/keys/data/data-key', { bytes: 20 })
+    const bad = await harness.call('/v1/keys/payments-data/data-key', { bytes: 20 })
     expect(bad.status).toBe(400)
   })
 

@@ -42,9 +42,12 @@ describe('create', () => {
       'hmac-sha384',
     ]
     for (const type of types) {
-      const response = await harness.call(`/v1/keys/rep-${type}/create`, { type, tags: ['t'] })
+      const response = await harness.call(`/v1/keys/payments-rep-${type}/create`, {
+        type,
+        tags: ['t'],
+      })
       expect(response.status, JSON.stringify(response.json)).toBe(201)
-      const key = harness.store.keyVersions(`rep-${type}`)[0]!
+      const key = harness.store.keyVersions(`payments-rep-${type}`)[0]!
       const states = await inspectKey(harness.cluster, Buffer.from(key.ckaId, 'hex'))
       expect(states.map((s) => s.state)).toEqual(['present', 'present'])
       expect(states[0]?.fingerprint).toBe(states[1]?.fingerprint)
@@ -53,7 +56,7 @@ describe('create', () => {
   })
 
   it('private and secret keys are sensitive; extractable only under a trusted key', async () => {
-    const key = harness.store.keyVersions('rep-aes-256')[0]!
+    const key = harness.store.keyVersions('payments-rep-aes-256')[0]!
     const flags = await withToken(harness.env.tokens[1]!, (p, s) => {
       const [handle] = findAll(p, s, [
         { type: pkcs11js.CKA_ID, value: Buffer.from(key.ckaId, 'hex') },
@@ -66,19 +69,40 @@ describe('create', () => {
   })
 
   it('rejects a bad name, an existing name and a wrong size, naming the fix', async () => {
-    const exists = await harness.call('/v1/keys/rep-ec-p256/create', { type: 'ec' })
+    const exists = await harness.call('/v1/keys/payments-rep-ec-p256/create', { type: 'ec' })
     expect(exists.status).toBe(409)
-    const size = await harness.call('/v1/keys/new-rsa/create', { type: 'rsa', size: 1024 })
+    const size = await harness.call('/v1/keys/payments-new-rsa/create', { type: 'rsa', size: 1024 })
     expect(size.status).toBe(400)
     expect(JSON.stringify(size.json)).toContain('2048, 3072, 4096')
-    const type = await harness.call('/v1/keys/new-x/create', { type: 'dsa' })
+    const type = await harness.call('/v1/keys/payments-new-x/create', { type: 'dsa' })
     expect(JSON.stringify(type.json)).toContain('allowed: ec, rsa, ed25519')
     const name = await harness.call('/v1/keys/Bad_Name/create', { type: 'ec' })
     expect(name.status).toBe(400)
   })
 
+  it('rejects a name outside the caller namespace', async () => {
+    harness.store.putApplication({
+      name: 'payments-eu',
+      team: 'payments',
+      hosts: [],
+      addresses: [],
+      suspended: false,
+      createdAt: new Date().toISOString(),
+    })
+    // The caller is payments; payments-eu-x belongs to the longer registered name payments-eu.
+    for (const name of ['reporting-x', 'loose', 'payments-eu-x']) {
+      const response = await harness.call(`/v1/keys/${name}/create`, { type: 'ec' })
+      expect(response.status, name).toBe(403)
+      expect(response.json, name).toMatchObject({ error: { code: 'key_namespace' } })
+      expect(harness.store.keyVersions(name), name).toEqual([])
+    }
+    const own = await harness.call('/v1/keys/payments-euro/create', { type: 'ec' })
+    expect(own.status).toBe(201)
+    expect(own.json).toMatchObject({ owner: 'payments' })
+  })
+
   it('keys check finds a member that misses a key', async () => {
-    const key = harness.store.keyVersions('rep-hmac-sha256')[0]!
+    const key = harness.store.keyVersions('payments-rep-hmac-sha256')[0]!
     await withToken(harness.env.tokens[1]!, (p, s) => {
       for (const h of findAll(p, s, [
         { type: pkcs11js.CKA_ID, value: Buffer.from(key.ckaId, 'hex') },
@@ -93,25 +117,27 @@ describe('create', () => {
 
 describe('rotate', () => {
   it('signs with the newest version; old signatures verify against their version', async () => {
-    await harness.call('/v1/keys/rot-sign/create', { type: 'ec' })
-    const v1 = await harness.call('/v1/keys/rot-sign/sign', { message })
-    const rotated = await harness.call('/v1/keys/rot-sign/rotate', {})
+    await harness.call('/v1/keys/payments-rot-sign/create', { type: 'ec' })
+    const v1 = await harness.call('/v1/keys/payments-rot-sign/sign', { message })
+    const rotated = await harness.call('/v1/keys/payments-rot-sign/rotate', {})
     expect(rotated.json.version).toBe(2)
-    const v2 = await harness.call('/v1/keys/rot-sign/sign', { message })
+    const v2 = await harness.call('/v1/keys/payments-rot-sign/sign', { message })
     expect(v2.json.version).toBe(2)
-    const pem1 = String((await harness.call('/v1/keys/rot-sign?version=1')).json.public_key_pem)
-    const pem2 = String((await harness.call('/v1/keys/rot-sign')).json.public_key_pem)
+    const pem1 = String(
+      (await harness.call('/v1/keys/payments-rot-sign?version=1')).json.public_key_pem,
+    )
+    const pem2 = String((await harness.call('/v1/keys/payments-rot-sign')).json.public_key_pem)
     expect(pem1).not.toBe(pem2)
     const sig1 = Buffer.from(String(v1.json.signature), 'base64')
     expect(verify('sha256', Buffer.from('rotate me'), pem1, sig1)).toBe(true)
     expect(verify('sha256', Buffer.from('rotate me'), pem2, sig1)).toBe(false)
-    const old = await harness.call('/v1/keys/rot-sign/verify', {
+    const old = await harness.call('/v1/keys/payments-rot-sign/verify', {
       message,
       signature: v1.json.signature,
       version: 1,
     })
     expect(old.json.valid).toBe(true)
-    const missing = await harness.call('/v1/keys/rot-sign/verify', {
+    const missing = await harness.call('/v1/keys/payments-rot-sign/verify', {
       message,
       signature: v1.json.signature,
       version: 7,
@@ -120,14 +146,14 @@ describe('rotate', () => {
   })
 
   it('encrypts with the newest version and still decrypts old ciphertexts', async () => {
-    await harness.call('/v1/keys/rot-data/create', { type: 'aes' })
+    await harness.call('/v1/keys/payments-rot-data/create', { type: 'aes' })
     const context = { a: 'b' }
-    const old = await harness.call('/v1/keys/rot-data/encrypt', {
+    const old = await harness.call('/v1/keys/payments-rot-data/encrypt', {
       plaintext: b64('v1 data'),
       context,
     })
-    await harness.call('/v1/keys/rot-data/rotate', {})
-    const fresh = await harness.call('/v1/keys/rot-data/encrypt', {
+    await harness.call('/v1/keys/payments-rot-data/rotate', {})
+    const fresh = await harness.call('/v1/keys/payments-rot-data/encrypt', {
       plaintext: b64('v2 data'),
       context,
     })
@@ -136,7 +162,7 @@ describe('rotate', () => {
       [old, 'v1 data'],
       [fresh, 'v2 data'],
     ] as const) {
-      const opened = await harness.call('/v1/keys/rot-data/decrypt', {
+      const opened = await harness.call('/v1/keys/payments-rot-data/decrypt', {
         ciphertext: blob.json.ciphertext,
         context,
       })
@@ -144,7 +170,7 @@ describe('rotate', () => {
     }
     const forged = Buffer.from(String(old.json.ciphertext), 'base64')
     forged.writeUInt32BE(9, 3)
-    const unknown = await harness.call('/v1/keys/rot-data/decrypt', {
+    const unknown = await harness.call('/v1/keys/payments-rot-data/decrypt', {
       ciphertext: b64(forged),
       context,
     })
@@ -154,19 +180,19 @@ describe('rotate', () => {
 
 describe('disable, enable, destroy', () => {
   it('a disabled key is 409 until enabled again', async () => {
-    await harness.call('/v1/keys/toggle/create', { type: 'ed25519' })
-    expect((await harness.call('/v1/keys/toggle/disable', {})).status).toBe(200)
-    const denied = await harness.call('/v1/keys/toggle/sign', { message })
+    await harness.call('/v1/keys/payments-toggle/create', { type: 'ed25519' })
+    expect((await harness.call('/v1/keys/payments-toggle/disable', {})).status).toBe(200)
+    const denied = await harness.call('/v1/keys/payments-toggle/sign', { message })
     expect([denied.status, codeOf(denied.json)]).toEqual([409, 'key_disabled'])
-    expect((await harness.call('/v1/keys/toggle/enable', {})).status).toBe(200)
-    expect((await harness.call('/v1/keys/toggle/sign', { message })).status).toBe(200)
+    expect((await harness.call('/v1/keys/payments-toggle/enable', {})).status).toBe(200)
+    expect((await harness.call('/v1/keys/payments-toggle/sign', { message })).status).toBe(200)
   })
 
   it('destroy removes every version from every member; later use is 409', async () => {
-    await harness.call('/v1/keys/doomed/create', { type: 'rsa', size: 2048 })
-    await harness.call('/v1/keys/doomed/rotate', {})
-    const versions = harness.store.keyVersions('doomed')
-    const destroyed = await harness.call('/v1/keys/doomed/destroy', {})
+    await harness.call('/v1/keys/payments-doomed/create', { type: 'rsa', size: 2048 })
+    await harness.call('/v1/keys/payments-doomed/rotate', {})
+    const versions = harness.store.keyVersions('payments-doomed')
+    const destroyed = await harness.call('/v1/keys/payments-doomed/destroy', {})
     expect(destroyed.json).toMatchObject({
       state: 'destroyed',
       versions: [2, 1],
@@ -177,12 +203,12 @@ describe('disable, enable, destroy', () => {
     }
     for (const path of ['sign', 'verify', 'encrypt', 'rotate', 'enable']) {
       const response = await harness.call(
-        `/v1/keys/doomed/${path}`,
+        `/v1/keys/payments-doomed/${path}`,
         path === 'sign' ? { message } : {},
       )
       expect(response.status, path).toBe(409)
     }
-    const again = await harness.call('/v1/keys/doomed/create', { type: 'ec' })
+    const again = await harness.call('/v1/keys/payments-doomed/create', { type: 'ec' })
     expect(again.status).toBe(409)
   })
 })

@@ -17,13 +17,13 @@ const message = Buffer.from('pay 1,250.00 EUR to account 42\n'.repeat(20))
 const b64 = (data: Buffer) => data.toString('base64')
 
 async function publicKey(name: string) {
-  const response = await harness.call(`/v1/keys/${name}`)
+  const response = await harness.call(`/v1/keys/payments-${name}`)
   expect(response.status).toBe(200)
   return String(response.json.public_key_pem)
 }
 
 async function signed(name: string, body: Record<string, unknown>) {
-  const response = await harness.call(`/v1/keys/${name}/sign`, body)
+  const response = await harness.call(`/v1/keys/payments-${name}/sign`, body)
   expect(response.status, JSON.stringify(response.json)).toBe(200)
   return Buffer.from(String(response.json.signature), 'base64')
 }
@@ -40,7 +40,7 @@ beforeAll(async () => {
     ['rsa4096', { type: 'rsa-4096' }],
   ]
   for (const [name, body] of keys) {
-    const created = await harness.call(`/v1/keys/${name}/create`, body)
+    const created = await harness.call(`/v1/keys/payments-${name}/create`, body)
     expect(created.status, JSON.stringify(created.json)).toBe(201)
   }
 }, 180_000)
@@ -91,7 +91,9 @@ describe('Ed25519', () => {
     const args = ['pkeyutl', '-verify', '-pubin', '-inkey', files.pub, '-rawin']
     const { stdout } = await run('openssl', [...args, '-in', files.msg, '-sigfile', files.sig])
     expect(stdout).toContain('Signature Verified Successfully')
-    const refused = await harness.call('/v1/keys/ed/sign', { digest: b64(Buffer.alloc(32)) })
+    const refused = await harness.call('/v1/keys/payments-ed/sign', {
+      digest: b64(Buffer.alloc(32)),
+    })
     expect(refused.status).toBe(400)
     expect(String((refused.json.error as { message: string }).message)).toContain("'message'")
   })
@@ -132,28 +134,34 @@ describe('RSA', () => {
 describe('verify and algorithm checks', () => {
   it('verify accepts its own signature and rejects a modified message', async () => {
     const signature = b64(await signed('rsa2048', { message: b64(message) }))
-    const ok = await harness.call('/v1/keys/rsa2048/verify', { message: b64(message), signature })
+    const ok = await harness.call('/v1/keys/payments-rsa2048/verify', {
+      message: b64(message),
+      signature,
+    })
     expect(ok.json.valid).toBe(true)
     const other = b64(Buffer.from('pay 9,999.00 EUR'))
-    const bad = await harness.call('/v1/keys/rsa2048/verify', { message: other, signature })
+    const bad = await harness.call('/v1/keys/payments-rsa2048/verify', {
+      message: other,
+      signature,
+    })
     expect(bad.status).toBe(200)
     expect(bad.json.valid).toBe(false)
   })
 
   it('an unknown algorithm or one that does not fit the key is a 400 listing the allowed', async () => {
-    const wrong = await harness.call('/v1/keys/p256/sign', {
+    const wrong = await harness.call('/v1/keys/payments-p256/sign', {
       message: b64(message),
       algorithm: 'RSASSA_PSS_SHA_256',
     })
     expect(wrong.status).toBe(400)
     expect(JSON.stringify(wrong.json)).toContain('allowed: ECDSA_SHA_256')
-    const unknown = await harness.call('/v1/keys/rsa2048/sign', {
+    const unknown = await harness.call('/v1/keys/payments-rsa2048/sign', {
       message: b64(message),
       algorithm: 'RSA_MD5',
     })
     expect(unknown.status).toBe(400)
     expect(JSON.stringify(unknown.json)).toContain('RSASSA_PKCS1_V1_5_SHA_512')
-    const raw = await harness.call('/v1/keys/ed/sign', {
+    const raw = await harness.call('/v1/keys/payments-ed/sign', {
       message: b64(message),
       signature_format: 'raw',
     })
@@ -161,7 +169,9 @@ describe('verify and algorithm checks', () => {
   })
 
   it('a digest of the wrong length names the expected length', async () => {
-    const response = await harness.call('/v1/keys/p384/sign', { digest: b64(Buffer.alloc(32)) })
+    const response = await harness.call('/v1/keys/payments-p384/sign', {
+      digest: b64(Buffer.alloc(32)),
+    })
     expect(response.status).toBe(400)
     expect(JSON.stringify(response.json)).toContain('48 bytes')
   })

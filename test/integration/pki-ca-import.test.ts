@@ -14,17 +14,20 @@ import {
 import { issueWithSetupCa } from '../helpers/test-issuer.js'
 
 // An organisation's root, made with openssl, certifies the CA key that `hsmgate ca init`
-// generated in SoftHSM2; the gateway then issues and serves with that intermediate.
+// generated in SoftHSM2 while the gateway runs; the running gateway then issues and serves with
+// that intermediate, and Envoy trusts the new chain, without a restart.
 
 let dir: string
 let port: number
+let enrollPort: number
 let work: string
 let gateway: TestGateway | undefined
 
 beforeAll(async () => {
-  ;({ dir, port } = await initGateway())
+  ;({ dir, port, enrollPort } = await initGateway())
   work = mkdtempSync(join(tmpdir(), 'hsmgate-ca-'))
-})
+  gateway = await startUp(dir, port)
+}, 180_000)
 
 afterAll(async () => {
   await gateway?.stop()
@@ -39,6 +42,15 @@ async function hsmgate(...args: string[]): Promise<Record<string, unknown>> {
     env: { ...process.env, HSMGATE_LOG_LEVEL: 'warn' },
   })
   return JSON.parse(stdout) as Record<string, unknown>
+}
+
+/** Retries `probe` every 500 ms for up to 40 seconds until it returns true. */
+async function eventually(probe: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 80; i++) {
+    if (await probe().catch(() => false)) return true
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+  return false
 }
 
 async function openssl(...args: string[]): Promise<string> {
@@ -124,32 +136,48 @@ describe('hsmgate ca init and import', () => {
     )
   })
 
-  it('imports the intermediate and issues and serves with it', async () => {
+  it('running gateway switches to the imported CA', async () => {
+    const pid = gateway!.up.pid
+    expect((await curl(`${gateway!.url}/v1/keys`, appTls(dir, 'payments'))).status).toBe(200)
+
     const result = await hsmgate('ca', 'import', at('intermediate.crt'), '--chain', at('root.crt'))
     expect(result.root).toBe('CN=Acme Root')
     expect(readFileSync(join(dir, 'hsmgate.yaml'), 'utf8')).toMatch(/ca_chain: pki\/ca-chain.pem/)
 
-    gateway = await startUp(dir, port)
-    const leaf = await issueWithSetupCa(dir, work, 'payments', 'client', {
-      uri: ['spiffe://hsmgate.demo/app/payments'],
+    // Once the backend has switched, the serving certificate chains to the organisation's root
+    // and Envoy accepts a client certificate of the new CA.
+    const issued = await issueWithSetupCa(dir, work, 'reporting', 'client', {
+      uri: ['spiffe://hsmgate.demo/app/reporting'],
     })
+    const other = ['--cacert', at('root.crt'), '--cert', issued.cert, '--key', issued.key]
+    const switched = await eventually(
+      async () => (await curl(`${gateway!.url}/v1/keys`, other)).status === 200,
+    )
+    expect(switched).toBe(true)
+
+    // Enrollment through the running gateway issues under the imported intermediate.
+    const created = await hsmgate(
+      ...['tokens', 'create', '--app', 'payments', '--host', 'localhost,127.0.0.1'],
+    )
+    const agentDir = join(work, 'agent')
+    await execFileAsync(process.execPath, [
+      ...[CLI, 'agent', 'enroll', '--gateway', `https://127.0.0.1:${enrollPort}`],
+      ...['--ca', at('root.crt'), '--token', String(created.token), '--out', agentDir],
+    ])
+    const leaf = join(agentDir, 'client.crt')
+    const issuer = await openssl('x509', '-in', leaf, '-noout', '-issuer')
+    expect(issuer).toMatch(/CN ?= ?Acme hsmgate CA/)
     const verified = await openssl(
-      'verify',
-      '-crl_check',
-      '-CAfile',
-      at('root.crt'),
-      '-untrusted',
-      at('intermediate.crt'),
-      '-CRLfile',
-      join(dir, 'pki', 'crl.pem'),
-      leaf.cert,
+      ...['verify', '-crl_check', '-CAfile', at('root.crt')],
+      ...['-untrusted', at('intermediate.crt'), '-CRLfile', join(dir, 'pki', 'crl.pem'), leaf],
     )
     expect(verified).toContain(': OK')
-    const tls = ['--cacert', at('root.crt'), '--cert', leaf.cert, '--key', leaf.key]
-    expect((await curl(`${gateway.url}/v1/keys`, tls)).status).toBe(200)
-    // Certificates of the previous CA are no longer trusted; they must be issued again.
+    // Envoy trusts the enrolled certificate of the new chain...
+    const tls = ['--cacert', at('root.crt'), '--cert', leaf, '--key', join(agentDir, 'client.key')]
+    expect((await curl(`${gateway!.url}/v1/keys`, tls)).status).toBe(200)
+    // ...and no longer trusts certificates of the previous CA; they must be issued again.
     await expect(
-      curl(`${gateway.url}/v1/keys`, [
+      curl(`${gateway!.url}/v1/keys`, [
         ...appTls(dir, 'payments'),
         '--cacert',
         at('root.crt'),
@@ -157,5 +185,9 @@ describe('hsmgate ca init and import', () => {
         '1.2',
       ]),
     ).rejects.toThrow(/alert/)
-  })
+
+    // The same `hsmgate up` process served all of this.
+    expect(gateway!.up.pid).toBe(pid)
+    expect(gateway!.up.exitCode).toBeNull()
+  }, 120_000)
 })

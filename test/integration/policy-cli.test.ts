@@ -22,7 +22,7 @@ describe('hsmgate policy', () => {
   it('check reports a valid directory', async () => {
     const result = await hsmgate(['policy', 'check', '--policies', join(dir, 'policies')])
     expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(/^ok: 12 policies in 9 files/)
+    expect(result.stdout).toMatch(/^ok: 13 policies in 9 files/)
   })
 
   it('check names file, line and column of an error and exits 78', async () => {
@@ -43,7 +43,7 @@ describe('hsmgate policy', () => {
   it('test passes the guide cases and exits 0', async () => {
     const result = await hsmgate(['policy', 'test', join(dir, 'cases.yaml')])
     expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(/17 cases, 17 passed, 0 failed/)
+    expect(result.stdout).toMatch(/18 cases, 18 passed, 0 failed/)
   })
 
   it('test prints a diff and exits 1 on a mismatch', async () => {

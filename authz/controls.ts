@@ -1,0 +1,180 @@
+import type { Logger } from '../log/logger.js'
+import type { ApprovalHold, GrantMatch, Approval } from '../store/controls-sqlite.js'
+import type { Application } from '../store/store.js'
+import type { Alerter } from './alert.js'
+import type { AnomalyDetector, Finding } from './anomaly.js'
+import type { ApprovalRequirement, DualControl } from './approval-rules.js'
+import type { Deny } from './check-response.js'
+import { bodyDigest } from './decision-header.js'
+import type { PeerIdentity } from './identity.js'
+import type { PolicyKey, PolicyPrincipal } from './policy-request.js'
+import type { QuotaEnforcer } from './quota.js'
+
+/** The store operations the runtime controls use. */
+export interface ControlState {
+  peekGrant(match: GrantMatch, now: string): Approval | undefined
+  useGrant(match: GrantMatch, now: string): Approval | undefined
+  hold(app: string): ApprovalHold | undefined
+  putHold(hold: ApprovalHold): void
+  approval(id: string): Approval | undefined
+}
+
+/** Quotas, anomaly rules, alerts and dual control; each part is off when absent. */
+export interface RuntimeControls {
+  readonly state: ControlState
+  readonly alerter: Alerter
+  /** Marks an application suspended in the store. */
+  readonly suspend: (app: Application) => void
+  readonly quotas?: QuotaEnforcer
+  readonly anomalies?: AnomalyDetector
+  readonly dualControl?: DualControl
+}
+
+/** The request facts the controls look at. */
+export interface ControlledRequest {
+  readonly identity: PeerIdentity
+  readonly operation: string
+  readonly key: string | undefined
+  readonly sourceAddress: string
+  readonly body: Uint8Array
+  readonly decisionId: string
+  readonly nowMs: number
+}
+
+/**
+ * Runs the anomaly rules for an application's request and carries out their actions: an alert
+ * for each finding, suspension of the application, and an approval hold. Returns the
+ * application as the policies must see it, suspended when a rule suspended it.
+ */
+export function observeUsage(
+  controls: RuntimeControls,
+  application: Application,
+  request: ControlledRequest,
+  logger: Logger,
+): Application {
+  if (controls.anomalies === undefined) return application
+  const findings = controls.anomalies.observe({
+    app: application.name,
+    knownAddresses: application.addresses,
+    sourceAddress: request.sourceAddress,
+    serial: request.identity.serialNumber,
+    operation: request.operation,
+    key: request.key,
+    nowMs: request.nowMs,
+  })
+  let result = application
+  for (const finding of findings) {
+    result = act(controls, result, finding, request, logger)
+  }
+  return result
+}
+
+function act(
+  controls: RuntimeControls,
+  application: Application,
+  finding: Finding,
+  request: ControlledRequest,
+  logger: Logger,
+): Application {
+  let result = application
+  if (finding.actions.includes('suspend') && !result.suspended) {
+    result = { ...result, suspended: true }
+    controls.suspend(result)
+    logger.warn(
+      { app: result.name, rule: finding.rule },
+      'application suspended: active -> suspended',
+    )
+  }
+  if (finding.actions.includes('require_approval') && finding.approvalGroup !== undefined) {
+    controls.state.putHold({
+      app: result.name,
+      rule: finding.rule,
+      group: finding.approvalGroup,
+      required: finding.approvalsRequired,
+      createdAt: new Date(request.nowMs).toISOString(),
+    })
+  }
+  const actions = finding.actions.filter((action) => action !== 'alert')
+  if (finding.actions.includes('alert')) {
+    controls.alerter.raise({
+      rule: finding.rule,
+      app: result.name,
+      subject: finding.subject,
+      message: finding.message,
+      decisionId: request.decisionId,
+      actions,
+      ...(finding.details === undefined ? {} : { details: finding.details }),
+    })
+  } else {
+    // A rule without the alert action is still logged, so that its action can be traced.
+    logger.warn(
+      { anomaly: finding.rule, app: result.name, subject: finding.subject, actions },
+      `anomaly: ${finding.message}`,
+    )
+  }
+  return result
+}
+
+/** The dual control state of one request: whether a grant covers it, and how to use it. */
+export type ApprovalGate =
+  | { readonly deny: Deny }
+  | { readonly deny?: undefined; readonly granted: boolean; readonly take: () => Deny | undefined }
+
+const NO_APPROVAL: ApprovalGate = { granted: false, take: () => undefined }
+
+/**
+ * Finds the approvals a request needs, from the dual control rules or from an anomaly hold on
+ * the application, and a grant bound to this requester, operation, key and body digest. Without
+ * a grant the request is denied with `approval_required`. With one, `take` uses it once after
+ * the policies allowed the request.
+ */
+export function approvalGate(
+  controls: RuntimeControls | undefined,
+  principal: PolicyPrincipal,
+  key: PolicyKey | undefined,
+  request: ControlledRequest,
+): ApprovalGate {
+  if (controls === undefined || principal.kind !== 'application') return NO_APPROVAL
+  const requirement = requirementOf(controls, principal.application.name, request.operation, key)
+  if (requirement === undefined) return NO_APPROVAL
+  const now = new Date(request.nowMs).toISOString()
+  const match: GrantMatch = {
+    requester: request.identity.principal,
+    operation: request.operation,
+    key: request.key ?? null,
+    paramsDigest: bodyDigest(request.body),
+  }
+  const required = approvalRequired(requirement, match)
+  if (controls.state.peekGrant(match, now) === undefined) return { deny: required }
+  return {
+    granted: true,
+    take: () => (controls.state.useGrant(match, now) === undefined ? required : undefined),
+  }
+}
+
+function requirementOf(
+  controls: RuntimeControls,
+  app: string,
+  operation: string,
+  key: PolicyKey | undefined,
+): ApprovalRequirement | undefined {
+  const fromRule = controls.dualControl?.requirement(operation, key)
+  if (fromRule !== undefined) return fromRule
+  const hold = controls.state.hold(app)
+  if (hold === undefined) return undefined
+  return { group: hold.group, required: hold.required, source: `anomaly ${hold.rule}` }
+}
+
+function approvalRequired(requirement: ApprovalRequirement, match: GrantMatch): Deny {
+  return {
+    status: 403,
+    code: 'approval_required',
+    message:
+      `${match.operation}${match.key === null ? '' : ` with key '${match.key}'`} needs ` +
+      `${requirement.required} approvals from group '${requirement.group}'; run 'hsmgate ` +
+      `approvals request --operation ${match.operation}` +
+      `${match.key === null ? '' : ` --key ${match.key}`} --digest ${match.paramsDigest}'`,
+    reason: 'approval_required',
+    logFields: { approval_source: requirement.source, params_digest: match.paramsDigest },
+  }
+}

@@ -1,0 +1,91 @@
+import { request } from 'node:http'
+import { createServer } from 'node:net'
+import type { LoadedConfig } from '../../config/load.js'
+import { fail, ok, type CheckResult } from './check-result.js'
+
+interface PortUse {
+  field: string
+  address: string
+  port: number
+}
+
+/** Returns every TCP port of the configuration with the address it binds. */
+export function configuredPorts(config: LoadedConfig): PortUse[] {
+  const ports: PortUse[] = [
+    { field: 'listen.port', address: config.listen.address, port: config.listen.port },
+    { field: 'envoy.admin_port', address: '127.0.0.1', port: config.envoy.admin_port },
+  ]
+  const optional: Array<[string, string, number | undefined]> = [
+    ['listen.enroll_port', config.listen.address, config.listen.enroll_port],
+    ['metrics.authz_port', '127.0.0.1', config.metrics.authz_port],
+    ['metrics.backend_port', '127.0.0.1', config.metrics.backend_port],
+  ]
+  for (const [field, address, port] of optional) {
+    if (port !== undefined) ports.push({ field, address, port })
+  }
+  return ports
+}
+
+/**
+ * Checks each configured port: free, or held by this gateway. A held port counts as this
+ * gateway's when Envoy's admin port responds and lists a listener on it, or, for a metrics port,
+ * when it serves hsmgate metrics.
+ */
+export async function checkPorts(config: LoadedConfig): Promise<CheckResult[]> {
+  const listeners = await httpGet(config.envoy.admin_port, '/listeners?format=json')
+  const results: CheckResult[] = []
+  for (const use of configuredPorts(config)) {
+    const name = `port ${use.field}`
+    const error = await bindError(use.address, use.port)
+    if (error === undefined) {
+      results.push(ok(name, `${use.address}:${use.port} is free`))
+    } else if (await heldByGateway(use, listeners)) {
+      results.push(ok(name, `${use.address}:${use.port} is in use by this gateway`))
+    } else {
+      results.push(
+        fail(
+          name,
+          `${use.address}:${use.port} is in use by another program (${error})`,
+          `find it with 'ss -ltnp sport = :${use.port}' and stop it, or choose another ${use.field}`,
+        ),
+      )
+    }
+  }
+  return results
+}
+
+async function heldByGateway(use: PortUse, listeners: string | undefined): Promise<boolean> {
+  if (use.field === 'envoy.admin_port') return listeners !== undefined
+  if (use.field.startsWith('metrics.')) {
+    return (await httpGet(use.port, '/metrics'))?.includes('hsmgate_') ?? false
+  }
+  return (
+    listeners?.includes(`"port_value": ${use.port}`) === true ||
+    listeners?.includes(`"port_value":${use.port}`) === true
+  )
+}
+
+function bindError(address: string, port: number): Promise<string | undefined> {
+  const server = createServer()
+  return new Promise((resolve) => {
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+    server.listen({ host: address, port, exclusive: true }, () =>
+      server.close(() => resolve(undefined)),
+    )
+  })
+}
+
+/** GETs a path on 127.0.0.1; resolves with the body, or undefined on any failure. */
+function httpGet(port: number, path: string, timeoutMs = 2_000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, timeout: timeoutMs }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk.slice(0, 1_000_000)))
+      res.on('end', () => resolve(res.statusCode === 200 ? body : undefined))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', () => resolve(undefined))
+    req.end()
+  })
+}
