@@ -17,7 +17,7 @@ const event = (overrides: Partial<UsageEvent> = {}): UsageEvent => ({
 
 function detector(raw: Record<string, unknown>) {
   const seen = new Set<string>()
-  return new AnomalyDetector([rule(raw)], (app, kind, value) => {
+  return new AnomalyDetector([rule(raw)], async (app, kind, value) => {
     const key = `${app}/${kind}/${value}`
     if (seen.has(key)) return false
     seen.add(key)
@@ -26,7 +26,7 @@ function detector(raw: Record<string, unknown>) {
 }
 
 describe('rate baseline', () => {
-  it('is the first completed bucket, then an exponentially weighted average', () => {
+  it('is the first completed bucket, then an exponentially weighted average', async () => {
     const rate = new RateBaseline(1_000, 0.5, 2)
     for (let i = 0; i < 4; i++) rate.add(100 + i)
     expect(rate.add(1_100)).toEqual({ count: 1, baseline: 4, warm: false })
@@ -35,7 +35,7 @@ describe('rate baseline', () => {
     expect(rate.add(2_000)).toEqual({ count: 1, baseline: 3, warm: true })
   })
 
-  it('counts buckets without requests as zero', () => {
+  it('counts buckets without requests as zero', async () => {
     const rate = new RateBaseline(1_000, 0.5, 1)
     for (let i = 0; i < 8; i++) rate.add(i)
     // Buckets 1 and 2 were empty: 8, then 4, then 2.
@@ -44,44 +44,48 @@ describe('rate baseline', () => {
 })
 
 describe('anomaly rules', () => {
-  it('report a new source address once', () => {
+  it('report a new source address once', async () => {
     const rules = detector({ kind: 'new_source_address' })
-    expect(rules.observe(event())).toEqual([])
-    const [finding] = rules.observe(event({ sourceAddress: '127.0.0.2' }))
+    expect(await rules.observe(event())).toEqual([])
+    const [finding] = await rules.observe(event({ sourceAddress: '127.0.0.2' }))
     expect(finding?.subject).toBe('127.0.0.2')
     expect(finding?.actions).toEqual(['alert'])
-    expect(rules.observe(event({ sourceAddress: '127.0.0.2' }))).toEqual([])
+    expect(await rules.observe(event({ sourceAddress: '127.0.0.2' }))).toEqual([])
   })
 
-  it('report the first use of an operation and of a key', () => {
+  it('report the first use of an operation and of a key', async () => {
     const operations = detector({ kind: 'first_operation' })
-    expect(operations.observe(event())).toHaveLength(1)
-    expect(operations.observe(event())).toHaveLength(0)
-    expect(operations.observe(event({ operation: 'decrypt' }))[0]?.subject).toBe('decrypt')
+    expect(await operations.observe(event())).toHaveLength(1)
+    expect(await operations.observe(event())).toHaveLength(0)
+    expect((await operations.observe(event({ operation: 'decrypt' })))[0]?.subject).toBe('decrypt')
     const keys = detector({ kind: 'first_key' })
-    expect(keys.observe(event())[0]?.subject).toBe('payments-signing')
-    expect(keys.observe(event({ key: undefined, operation: 'random' }))).toHaveLength(0)
+    expect((await keys.observe(event()))[0]?.subject).toBe('payments-signing')
+    expect(await keys.observe(event({ key: undefined, operation: 'random' }))).toHaveLength(0)
   })
 
-  it('report use outside the configured hours', () => {
+  it('report use outside the configured hours', async () => {
     const hours = detector({ kind: 'outside_hours', from_hour: 8, to_hour: 18 })
-    expect(hours.observe(event())).toHaveLength(0)
-    expect(hours.observe(event({ nowMs: Date.parse('2026-01-07T18:00:00Z') }))).toHaveLength(1)
-    expect(hours.observe(event({ nowMs: Date.parse('2026-01-10T12:00:00Z') }))[0]?.subject).toBe(
-      'Saturday 12h',
+    expect(await hours.observe(event())).toHaveLength(0)
+    expect(await hours.observe(event({ nowMs: Date.parse('2026-01-07T18:00:00Z') }))).toHaveLength(
+      1,
+    )
+    expect(
+      (await hours.observe(event({ nowMs: Date.parse('2026-01-10T12:00:00Z') })))[0]?.subject,
+    ).toBe('Saturday 12h')
+  })
+
+  it('report one serial used from two addresses', async () => {
+    const serials = detector({ kind: 'serial_multiple_addresses', action: ['alert', 'suspend'] })
+    expect(await serials.observe(event())).toHaveLength(0)
+    const [finding] = await serials.observe(event({ sourceAddress: '127.0.0.2' }))
+    expect(finding?.subject).toBe('0a')
+    expect(finding?.actions).toEqual(['alert', 'suspend'])
+    expect(await serials.observe(event({ serial: '0b', sourceAddress: '127.0.0.2' }))).toHaveLength(
+      0,
     )
   })
 
-  it('report one serial used from two addresses', () => {
-    const serials = detector({ kind: 'serial_multiple_addresses', action: ['alert', 'suspend'] })
-    expect(serials.observe(event())).toHaveLength(0)
-    const [finding] = serials.observe(event({ sourceAddress: '127.0.0.2' }))
-    expect(finding?.subject).toBe('0a')
-    expect(finding?.actions).toEqual(['alert', 'suspend'])
-    expect(serials.observe(event({ serial: '0b', sourceAddress: '127.0.0.2' }))).toHaveLength(0)
-  })
-
-  it('report a rate above factor times the baseline only after warm-up', () => {
+  it('report a rate above factor times the baseline only after warm-up', async () => {
     const rate = detector({
       kind: 'rate',
       factor: 10,
@@ -92,16 +96,17 @@ describe('anomaly rules', () => {
     })
     const start = Date.parse('2026-01-07T12:00:00Z')
     // A burst before warm-up never fires.
-    for (let i = 0; i < 30; i++) expect(rate.observe(event({ nowMs: start + i }))).toEqual([])
+    for (let i = 0; i < 30; i++) expect(await rate.observe(event({ nowMs: start + i }))).toEqual([])
     // Three buckets of one request each bring the baseline close to 1.
-    for (let b = 1; b <= 4; b++) rate.observe(event({ nowMs: start + b * 1_000 }))
+    for (let b = 1; b <= 4; b++) await rate.observe(event({ nowMs: start + b * 1_000 }))
     const findings = []
-    for (let i = 0; i < 40; i++) findings.push(...rate.observe(event({ nowMs: start + 5_000 + i })))
+    for (let i = 0; i < 40; i++)
+      findings.push(...(await rate.observe(event({ nowMs: start + 5_000 + i }))))
     expect(findings.length).toBeGreaterThan(0)
     expect(findings[0]?.kind).toBe('rate')
   })
 
-  it('report a high rate once per bucket, so that a resumed application is not hit again', () => {
+  it('report a high rate once per bucket, so that a resumed application is not hit again', async () => {
     const rate = detector({
       kind: 'rate',
       factor: 10,
@@ -111,13 +116,15 @@ describe('anomaly rules', () => {
       min_requests: 5,
     })
     const start = Date.parse('2026-01-07T12:00:00Z')
-    for (let b = 0; b < 3; b++) rate.observe(event({ nowMs: start + b * 1_000 }))
+    for (let b = 0; b < 3; b++) await rate.observe(event({ nowMs: start + b * 1_000 }))
     const burst = []
-    for (let i = 0; i < 40; i++) burst.push(...rate.observe(event({ nowMs: start + 3_000 + i })))
+    for (let i = 0; i < 40; i++)
+      burst.push(...(await rate.observe(event({ nowMs: start + 3_000 + i }))))
     expect(burst.filter((f) => f.kind === 'rate')).toHaveLength(1)
     // After quiet buckets have lowered the baseline again, a new burst is reported once more.
     const next = []
-    for (let i = 0; i < 40; i++) next.push(...rate.observe(event({ nowMs: start + 20_000 + i })))
+    for (let i = 0; i < 40; i++)
+      next.push(...(await rate.observe(event({ nowMs: start + 20_000 + i }))))
     expect(next.filter((f) => f.kind === 'rate')).toHaveLength(1)
   })
 

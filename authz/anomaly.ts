@@ -28,7 +28,12 @@ export interface Finding {
 }
 
 /** Records first uses durably; returns true the first time an (app, kind, value) is recorded. */
-export type FirstUseLedger = (app: string, kind: string, value: string, at: string) => boolean
+export type FirstUseLedger = (
+  app: string,
+  kind: string,
+  value: string,
+  at: string,
+) => Promise<boolean>
 
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday']
 /** Upper bound of in-memory entries per map; beyond it the map starts over. */
@@ -51,17 +56,21 @@ export class AnomalyDetector {
     private readonly ledger: FirstUseLedger,
   ) {}
 
-  /** Returns the findings of every rule that fires for this request. */
-  observe(event: UsageEvent): Finding[] {
+  /** Returns the findings of every rule that fires for this request, in rule order. */
+  async observe(event: UsageEvent): Promise<Finding[]> {
     const findings: Finding[] = []
-    this.rules.forEach((rule, index) => {
-      const finding = this.evaluate(rule, index, event)
+    for (const [index, rule] of this.rules.entries()) {
+      const finding = await this.evaluate(rule, index, event)
       if (finding !== undefined) findings.push(finding)
-    })
+    }
     return findings
   }
 
-  private evaluate(rule: AnomalyRuleConfig, index: number, event: UsageEvent): Finding | undefined {
+  private async evaluate(
+    rule: AnomalyRuleConfig,
+    index: number,
+    event: UsageEvent,
+  ): Promise<Finding | undefined> {
     const fire = (subject: string, message: string, details?: Record<string, string | number>) => ({
       rule: rule.name ?? rule.kind,
       kind: rule.kind,
@@ -77,17 +86,17 @@ export class AnomalyDetector {
       case 'new_source_address': {
         const address = canonicalAddress(event.sourceAddress) ?? event.sourceAddress
         const known = event.knownAddresses.some((a) => canonicalAddress(a) === address)
-        if (known || !this.first(event.app, 'address', address, at)) return undefined
+        if (known || !(await this.first(event.app, 'address', address, at))) return undefined
         return fire(address, `application ${event.app} used from new address ${address}`)
       }
       case 'first_operation':
-        if (!this.first(event.app, 'operation', event.operation, at)) return undefined
+        if (!(await this.first(event.app, 'operation', event.operation, at))) return undefined
         return fire(
           event.operation,
           `application ${event.app} used operation ${event.operation} for the first time`,
         )
       case 'first_key':
-        if (event.key === undefined || !this.first(event.app, 'key', event.key, at))
+        if (event.key === undefined || !(await this.first(event.app, 'key', event.key, at)))
           return undefined
         return fire(event.key, `application ${event.app} used key ${event.key} for the first time`)
       case 'serial_multiple_addresses':
@@ -148,10 +157,12 @@ export class AnomalyDetector {
     )
   }
 
-  private first(app: string, kind: string, value: string, at: string): boolean {
+  private async first(app: string, kind: string, value: string, at: string): Promise<boolean> {
     const cacheKey = `${app}\u0000${kind}\u0000${value}`
     if (this.seenFirst.has(cacheKey)) return false
     if (this.seenFirst.size >= MEMORY_LIMIT) this.seenFirst.clear()
+    // Marked seen before the ledger is read, so a concurrent request with the same value waits
+    // for nothing and reports no second first use.
     this.seenFirst.add(cacheKey)
     return this.ledger(app, kind, value, at)
   }

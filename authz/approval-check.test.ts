@@ -11,7 +11,7 @@ const dual = new DualControl({
   rules: [{ operations: ['decrypt'], group: 'custodians', required: 2 }],
   max_ttl: '1h',
 })
-const apps = (name: string) =>
+const apps = async (name: string) =>
   name === 'payments'
     ? application('payments')
     : name === 'frozen'
@@ -19,8 +19,8 @@ const apps = (name: string) =>
       : undefined
 const id = `ap_${'a'.repeat(22)}`
 const route = (name: ApprovalOperation['name']): ApprovalOperation => ({ name, id })
-const deny = (name: ApprovalOperation['name'], principal: string) =>
-  approvalRouteDeny(route(name), principal, DOMAIN, dual, apps)?.code
+const deny = async (name: ApprovalOperation['name'], principal: string) =>
+  (await approvalRouteDeny(route(name), principal, DOMAIN, dual, apps))?.code
 
 describe('approval routes', () => {
   it('map methods and paths', () => {
@@ -57,32 +57,32 @@ describe('approval route access', () => {
   const mallory = `spiffe://${DOMAIN}/person/mallory`
   const payments = `spiffe://${DOMAIN}/app/payments`
 
-  it('lets group members vote but not request', () => {
-    expect(deny('approval-approve', alice)).toBeUndefined()
-    expect(deny('approval-deny', alice)).toBeUndefined()
-    expect(deny('approval-list', alice)).toBeUndefined()
-    expect(deny('approval-request', alice)).toBe('forbidden')
+  it('lets group members vote but not request', async () => {
+    expect(await deny('approval-approve', alice)).toBeUndefined()
+    expect(await deny('approval-deny', alice)).toBeUndefined()
+    expect(await deny('approval-list', alice)).toBeUndefined()
+    expect(await deny('approval-request', alice)).toBe('forbidden')
   })
 
-  it('rejects people outside every group', () => {
-    expect(deny('approval-list', mallory)).toBe('forbidden')
-    expect(deny('approval-approve', mallory)).toBe('forbidden')
+  it('rejects people outside every group', async () => {
+    expect(await deny('approval-list', mallory)).toBe('forbidden')
+    expect(await deny('approval-approve', mallory)).toBe('forbidden')
   })
 
-  it('lets applications request but not vote', () => {
-    expect(deny('approval-request', payments)).toBeUndefined()
-    expect(deny('approval-show', payments)).toBeUndefined()
-    expect(deny('approval-approve', payments)).toBe('forbidden')
+  it('lets applications request but not vote', async () => {
+    expect(await deny('approval-request', payments)).toBeUndefined()
+    expect(await deny('approval-show', payments)).toBeUndefined()
+    expect(await deny('approval-approve', payments)).toBe('forbidden')
   })
 
-  it('rejects suspended, unknown and foreign principals', () => {
-    expect(deny('approval-request', `spiffe://${DOMAIN}/app/frozen`)).toBe('forbidden')
-    expect(deny('approval-request', `spiffe://${DOMAIN}/app/ghost`)).toBe('forbidden')
-    expect(deny('approval-approve', 'spiffe://other.example/person/alice')).toBe('forbidden')
+  it('rejects suspended, unknown and foreign principals', async () => {
+    expect(await deny('approval-request', `spiffe://${DOMAIN}/app/frozen`)).toBe('forbidden')
+    expect(await deny('approval-request', `spiffe://${DOMAIN}/app/ghost`)).toBe('forbidden')
+    expect(await deny('approval-approve', 'spiffe://other.example/person/alice')).toBe('forbidden')
   })
 
-  it('leaves people without access to other routes', () => {
-    expect(resolvePrincipal(alice, DOMAIN, apps)).toEqual({
+  it('leaves people without access to other routes', async () => {
+    expect(await resolvePrincipal(alice, DOMAIN, apps)).toEqual({
       ok: false,
       reason: 'unknown_principal',
     })

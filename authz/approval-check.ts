@@ -9,13 +9,13 @@ import type { Deny } from './check-response.js'
  * then checks each vote against the request: group, requester and earlier votes. Returns the
  * deny, or undefined to allow.
  */
-export function approvalRouteDeny(
+export async function approvalRouteDeny(
   route: ApprovalOperation,
   spiffeId: string,
   trustDomain: string,
   dualControl: DualControl | undefined,
-  application: (name: string) => Application | undefined,
-): Deny | undefined {
+  application: (name: string) => Promise<Application | undefined>,
+): Promise<Deny | undefined> {
   const forbidden = (why: string): Deny => ({
     status: 403,
     code: 'forbidden',
@@ -31,7 +31,7 @@ export function approvalRouteDeny(
   }
   const match = /^spiffe:\/\/([^/]+)\/app\/([A-Za-z0-9._-]{1,128})$/.exec(spiffeId)
   const app =
-    match !== null && match[1] === trustDomain ? application(match[2] as string) : undefined
+    match !== null && match[1] === trustDomain ? await application(match[2] as string) : undefined
   if (app === undefined) return forbidden('not a registered application or approver')
   if (app.suspended) return forbidden('the application is suspended')
   if (route.name === 'approval-approve' || route.name === 'approval-deny') {

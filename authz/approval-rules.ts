@@ -1,4 +1,4 @@
-import type { Approval } from '../store/controls-sqlite.js'
+import type { Approval } from '../store/store.js'
 import type { ApprovalsConfig, ApprovalRuleConfig } from './controls-schema.js'
 import type { PolicyKey } from './policy-request.js'
 

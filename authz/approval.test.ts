@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SqliteStore } from '../store/sqlite-store.js'
-import type { Approval } from '../store/controls-sqlite.js'
+import type { Approval } from '../store/store.js'
 import { DualControl } from './approval-rules.js'
 import { approvalsSchema, type ApprovalsConfig } from './controls-schema.js'
 import { keyVersion } from '../test/helpers/policy-fixtures.js'
@@ -25,19 +25,19 @@ const NOW = Date.parse('2026-01-07T12:00:00Z')
 let dir: string
 let store: SqliteStore
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hsmgate-approval-'))
   store = new SqliteStore(join(dir, 'store.db'))
 })
 
-afterEach(() => {
-  store.close()
+afterEach(async () => {
+  await store.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
-function request(overrides: Partial<Approval> = {}): string {
+async function request(overrides: Partial<Approval> = {}): Promise<string> {
   const id = `ap_${'x'.repeat(21)}${Math.floor(Math.random() * 10)}`
-  store.controls.createApproval({
+  await store.controls.createApproval({
     id,
     requester: payments,
     operation: 'decrypt',
@@ -74,7 +74,7 @@ const match = {
 const at = (ms: number) => new Date(ms).toISOString()
 
 describe('dual control rules', () => {
-  it('require approval for decrypt with a restricted key only', () => {
+  it('require approval for decrypt with a restricted key only', async () => {
     const restricted = keyVersion('payments-root', 'payments', { classification: 'restricted' })
     const confidential = keyVersion('payments-data', 'payments')
     expect(dual.requirement('decrypt', restricted)).toEqual({
@@ -88,73 +88,73 @@ describe('dual control rules', () => {
 })
 
 describe('approval votes', () => {
-  it('grant after two distinct approvers', () => {
-    const id = request()
-    expect(vote(id, person('alice'))).toMatchObject({ status: 'pending' })
-    expect(vote(id, person('bob'))).toMatchObject({ status: 'granted' })
+  it('grant after two distinct approvers', async () => {
+    const id = await request()
+    expect(await vote(id, person('alice'))).toMatchObject({ status: 'pending' })
+    expect(await vote(id, person('bob'))).toMatchObject({ status: 'granted' })
   })
 
-  it('reject the requester approving its own request', () => {
-    const id = request({ requester: person('alice') })
-    expect(vote(id, person('alice'))).toEqual({ error: 'approver_is_requester' })
+  it('reject the requester approving its own request', async () => {
+    const id = await request({ requester: person('alice') })
+    expect(await vote(id, person('alice'))).toEqual({ error: 'approver_is_requester' })
   })
 
-  it('reject the same approver twice', () => {
-    const id = request()
-    vote(id, person('alice'))
-    expect(vote(id, person('alice'))).toEqual({ error: 'approver_already_voted' })
-    expect(store.controls.approval(id)?.status).toBe('pending')
+  it('reject the same approver twice', async () => {
+    const id = await request()
+    await vote(id, person('alice'))
+    expect(await vote(id, person('alice'))).toEqual({ error: 'approver_already_voted' })
+    expect((await store.controls.approval(id))?.status).toBe('pending')
   })
 
-  it('reject an approver outside the group', () => {
-    const id = request()
-    expect(vote(id, person('dave'))).toEqual({ error: 'approver_not_in_group' })
-    expect(vote(id, payments.replace('payments', 'reporting'))).toEqual({
+  it('reject an approver outside the group', async () => {
+    const id = await request()
+    expect(await vote(id, person('dave'))).toEqual({ error: 'approver_not_in_group' })
+    expect(await vote(id, payments.replace('payments', 'reporting'))).toEqual({
       error: 'approver_not_in_group',
     })
-    expect(vote(id, `spiffe://other.domain/person/alice`)).toEqual({
+    expect(await vote(id, `spiffe://other.domain/person/alice`)).toEqual({
       error: 'approver_not_in_group',
     })
   })
 
-  it('reject votes on an expired request', () => {
-    const id = request()
-    expect(vote(id, person('alice'), 'approve', NOW + 600_000)).toEqual({
+  it('reject votes on an expired request', async () => {
+    const id = await request()
+    expect(await vote(id, person('alice'), 'approve', NOW + 600_000)).toEqual({
       error: 'approval_expired',
     })
   })
 
-  it('end a request with one deny', () => {
-    const id = request()
-    vote(id, person('alice'))
-    expect(vote(id, person('bob'), 'deny')).toMatchObject({ status: 'denied' })
-    expect(vote(id, person('carol'))).toEqual({ error: 'approval_not_pending' })
+  it('end a request with one deny', async () => {
+    const id = await request()
+    await vote(id, person('alice'))
+    expect(await vote(id, person('bob'), 'deny')).toMatchObject({ status: 'denied' })
+    expect(await vote(id, person('carol'))).toEqual({ error: 'approval_not_pending' })
   })
 })
 
 describe('approval grants', () => {
-  function granted(overrides: Partial<Approval> = {}): string {
-    const id = request(overrides)
-    vote(id, person('alice'))
-    vote(id, person('bob'))
+  async function granted(overrides: Partial<Approval> = {}): Promise<string> {
+    const id = await request(overrides)
+    await vote(id, person('alice'))
+    await vote(id, person('bob'))
     return id
   }
 
-  it('are used once for the exact request', () => {
-    granted()
-    expect(store.controls.useGrant(match, at(NOW))).toBeDefined()
-    expect(store.controls.useGrant(match, at(NOW))).toBeUndefined()
+  it('are used once for the exact request', async () => {
+    await granted()
+    expect(await store.controls.useGrant(match, at(NOW))).toBeDefined()
+    expect(await store.controls.useGrant(match, at(NOW))).toBeUndefined()
   })
 
-  it('allow the number of uses requested', () => {
-    granted({ uses: 2, usesLeft: 2 })
-    expect(store.controls.useGrant(match, at(NOW))).toBeDefined()
-    expect(store.controls.useGrant(match, at(NOW))).toBeDefined()
-    expect(store.controls.useGrant(match, at(NOW))).toBeUndefined()
+  it('allow the number of uses requested', async () => {
+    await granted({ uses: 2, usesLeft: 2 })
+    expect(await store.controls.useGrant(match, at(NOW))).toBeDefined()
+    expect(await store.controls.useGrant(match, at(NOW))).toBeDefined()
+    expect(await store.controls.useGrant(match, at(NOW))).toBeUndefined()
   })
 
-  it('do not cover another key, operation, body or requester', () => {
-    granted()
+  it('do not cover another key, operation, body or requester', async () => {
+    await granted()
     const others = [
       { ...match, key: 'payments-data' },
       { ...match, operation: 'encrypt' },
@@ -163,21 +163,21 @@ describe('approval grants', () => {
       { ...match, key: null },
     ]
     for (const other of others) {
-      expect(store.controls.peekGrant(other, at(NOW))).toBeUndefined()
-      expect(store.controls.useGrant(other, at(NOW))).toBeUndefined()
+      expect(await store.controls.peekGrant(other, at(NOW))).toBeUndefined()
+      expect(await store.controls.useGrant(other, at(NOW))).toBeUndefined()
     }
-    expect(store.controls.useGrant(match, at(NOW))).toBeDefined()
+    expect(await store.controls.useGrant(match, at(NOW))).toBeDefined()
   })
 
-  it('expire', () => {
-    granted()
-    expect(store.controls.useGrant(match, at(NOW + 600_000))).toBeUndefined()
+  it('expire', async () => {
+    await granted()
+    expect(await store.controls.useGrant(match, at(NOW + 600_000))).toBeUndefined()
   })
 
-  it('do not exist before enough approvals', () => {
-    const id = request()
-    vote(id, person('alice'))
-    expect(store.controls.useGrant(match, at(NOW))).toBeUndefined()
+  it('do not exist before enough approvals', async () => {
+    const id = await request()
+    await vote(id, person('alice'))
+    expect(await store.controls.useGrant(match, at(NOW))).toBeUndefined()
   })
 })
 
@@ -186,31 +186,31 @@ describe('approvals configuration', () => {
   const parse = (groups: Record<string, string[]>, rules: unknown[]) =>
     approvalsSchema.safeParse({ groups, rules })
 
-  it('accepts M of N within the group', () => {
+  it('accepts M of N within the group', async () => {
     expect(parse({ custodians: ['alice', 'bob'] }, [rule]).success).toBe(true)
   })
 
-  it('rejects M of 0', () => {
+  it('rejects M of 0', async () => {
     const result = parse({ custodians: ['alice', 'bob'] }, [{ ...rule, required: 0 }])
     expect(result.error?.issues[0]?.path).toEqual(['rules', 0, 'required'])
   })
 
-  it('rejects M greater than N', () => {
+  it('rejects M greater than N', async () => {
     const result = parse({ custodians: ['alice', 'bob'] }, [{ ...rule, required: 3 }])
     expect(result.error?.issues[0]?.message).toContain('between 1 and the 2 distinct members')
   })
 
-  it('counts a member listed twice once', () => {
+  it('counts a member listed twice once', async () => {
     const result = parse({ custodians: ['alice', 'alice'] }, [rule])
     expect(result.error?.issues[0]?.path).toEqual(['rules', 0, 'required'])
   })
 
-  it('rejects an empty group', () => {
+  it('rejects an empty group', async () => {
     const result = parse({ custodians: [] }, [{ ...rule, required: 1 }])
     expect(result.error?.issues.map((i) => i.message).join()).toContain('has no members')
   })
 
-  it('rejects an unknown group', () => {
+  it('rejects an unknown group', async () => {
     const result = parse({ custodians: ['alice'] }, [{ ...rule, group: 'nobody', required: 1 }])
     expect(result.error?.issues[0]?.message).toContain("group 'nobody' is not defined")
   })

@@ -51,8 +51,9 @@ function handler(sighting: SerialSighting = 'newest', suspend = false) {
   const check = createCheckHandler({
     policies: () => engine,
     directory: {
-      application: (name) => apps.get(name),
-      keyVersions: (name) => (name.startsWith('payments-') ? [keyVersion(name, 'payments')] : []),
+      application: async (name) => apps.get(name),
+      keyVersions: async (name) =>
+        name.startsWith('payments-') ? [keyVersion(name, 'payments')] : [],
     },
     audit: async () => undefined,
     decisionSecret: randomBytes(32),
@@ -63,9 +64,9 @@ function handler(sighting: SerialSighting = 'newest', suspend = false) {
     cloneDetection: {
       suspend,
       ledger: {
-        recordSerialSeen: () => sighting,
-        putApplication: (app) => void apps.set(app.name, app),
-        certificatesOf: () => [],
+        recordSerialSeen: async () => sighting,
+        putApplication: async (app) => void apps.set(app.name, app),
+        certificatesOf: async () => [],
       },
     },
   })

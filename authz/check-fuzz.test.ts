@@ -61,8 +61,9 @@ function handler() {
   const check = createCheckHandler({
     policies: () => engine,
     directory: {
-      application: (name) => (name === 'payments' ? application('payments') : undefined),
-      keyVersions: (name) => (name === 'payments-signing' ? [keyVersion(name, 'payments')] : []),
+      application: async (name) => (name === 'payments' ? application('payments') : undefined),
+      keyVersions: async (name) =>
+        name === 'payments-signing' ? [keyVersion(name, 'payments')] : [],
     },
     audit: async (record) => void audited.push(record),
     decisionSecret: randomBytes(32),

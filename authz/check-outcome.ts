@@ -38,6 +38,16 @@ export function internalError(): Deny {
   }
 }
 
+/** Returns the 503 deny for a store that could not be read, which never becomes an allow. */
+export function storeUnavailable(): Deny {
+  return {
+    status: 503,
+    code: 'store_unavailable',
+    message: 'authorization is unavailable; try again later',
+    reason: 'store_unavailable',
+  }
+}
+
 /** Audits and logs the outcome, then returns Envoy's answer. It never rejects. */
 export async function finish(
   options: { readonly audit: DecisionAuditor; readonly logger: Logger },

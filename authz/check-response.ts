@@ -41,6 +41,7 @@ export type DenyCode =
   | 'body_too_large'
   | 'authz_error'
   | 'audit_unavailable'
+  | 'store_unavailable'
   | 'certificate_superseded'
   | 'certificate_mismatch'
   | 'quota_exceeded'

@@ -17,8 +17,8 @@ const payments = 'spiffe://hsmgate.demo/app/payments'
 const policyDir = policyDirWith(starterPolicies())
 const engine = loadPolicyEngine(policyDir)
 const directory = {
-  application: (name: string) => (name === 'payments' ? application('payments') : undefined),
-  keyVersions: (name: string) =>
+  application: async (name: string) => (name === 'payments' ? application('payments') : undefined),
+  keyVersions: async (name: string) =>
     name.startsWith('payments-') ? [keyVersion(name, 'payments')] : [],
 }
 const secret = randomBytes(32)
@@ -228,7 +228,7 @@ describe('createCheckHandler', () => {
   })
 
   it('denies create-key on a name another application already owns', async () => {
-    const other = { ...directory, keyVersions: () => [keyVersion('taken', 'reporting')] }
+    const other = { ...directory, keyVersions: async () => [keyVersion('taken', 'reporting')] }
     const response = await createCheckHandler({
       policies: () => engine,
       directory: other,

@@ -23,11 +23,18 @@ import { revocationDeny, type RevocationLookup } from './revocation.js'
 import type { PolicyEngine } from './policy-engine.js'
 import { resolvePrincipal } from './principal.js'
 import { prospectiveKey } from './prospective-key.js'
-import { namespaceOwner } from '../crypto-backend/keys/key-namespace.js'
+import { lookUpNamespaceOwner } from '../crypto-backend/keys/key-namespace.js'
 import type { PolicyKey, PolicyPrincipal } from './policy-request.js'
 import { contextFacts } from './request-facts.js'
 import { collectHeaders, isPartialBody, requestBody, type CheckRequest } from './check-request.js'
-import { finish, internalError, type Facts, type Outcome } from './check-outcome.js'
+import {
+  finish,
+  internalError,
+  storeUnavailable,
+  type Facts,
+  type Outcome,
+} from './check-outcome.js'
+import { StoreUnavailableError } from '../store/store-unavailable.js'
 import { resolveApprovalRoute, type ApprovalOperation } from './approval-routes.js'
 import { approvalRouteDeny } from './approval-check.js'
 import {
@@ -54,8 +61,8 @@ export interface CheckHandlerOptions {
   readonly policies: () => PolicyEngine
   /** Looks up registered applications and keys; read on every request, so changes apply at once. */
   readonly directory: {
-    application(name: string): Application | undefined
-    keyVersions(name: string): KeyVersion[]
+    application(name: string): Promise<Application | undefined>
+    keyVersions(name: string): Promise<KeyVersion[]>
   }
   /** Writes each decision before the answer leaves; a throw turns the answer into a 503 deny. */
   readonly audit: DecisionAuditor
@@ -92,7 +99,7 @@ export function createCheckHandler(
   options: CheckHandlerOptions,
 ): (req: CheckRequest) => Promise<CheckResponse> {
   const now = options.now ?? Date.now
-  return (request) => {
+  return async (request) => {
     const http = request.attributes?.request?.http
     const facts: Facts = {
       decisionId: newDecisionId(),
@@ -104,24 +111,32 @@ export function createCheckHandler(
     }
     let outcome: Outcome
     try {
-      outcome = decide(options, request, facts, now())
+      outcome = await decide(options, request, facts, now())
     } catch (error) {
-      options.logger.error(
-        { decision_id: facts.decisionId, err: error },
-        'authorization failed with an internal error',
-      )
-      outcome = { allow: false, deny: internalError() }
+      if (error instanceof StoreUnavailableError) {
+        options.logger.error(
+          { decision_id: facts.decisionId, err: error, store_cause: error.reason },
+          'authorization failed because the store is unavailable',
+        )
+        outcome = { allow: false, deny: storeUnavailable() }
+      } else {
+        options.logger.error(
+          { decision_id: facts.decisionId, err: error },
+          'authorization failed with an internal error',
+        )
+        outcome = { allow: false, deny: internalError() }
+      }
     }
     return finish(options, request, facts, outcome)
   }
 }
 
-function decide(
+async function decide(
   options: CheckHandlerOptions,
   request: CheckRequest,
   facts: Facts,
   nowMs: number,
-): Outcome {
+): Promise<Outcome> {
   const http = request.attributes?.request?.http
   const denied = (deny: Deny): Outcome => ({ allow: false, deny })
   const enroll = isEnrollListener(request, options.enrollPort)
@@ -144,7 +159,9 @@ function decide(
     })
   }
   const identity = facts.identity
-  const revoked = enroll ? undefined : revocationDeny(options.revocations, identity.serialNumber)
+  const revoked = enroll
+    ? undefined
+    : await revocationDeny(options.revocations, identity.serialNumber)
   if (revoked !== undefined) return denied(revoked)
   const approvalRoute = enroll ? undefined : resolveApprovalRoute(facts.method, facts.path)
   if (approvalRoute !== undefined) {
@@ -164,7 +181,7 @@ function decide(
       reason,
       policyIds,
     })
-  const principal = resolvePrincipal(identity.principal, options.trustDomain, (name) =>
+  const principal = await resolvePrincipal(identity.principal, options.trustDomain, (name) =>
     options.directory.application(name),
   )
   if (!principal.ok) return forbidden(principal.reason)
@@ -173,7 +190,7 @@ function decide(
   }
   if (principal.principal.kind === 'application' && options.cloneDetection !== undefined) {
     const app = principal.principal.application
-    const clone = detectClone(
+    const clone = await detectClone(
       options.cloneDetection,
       app,
       identity,
@@ -200,7 +217,7 @@ function decide(
 
   let key: PolicyKey | undefined
   if ('key' in operation) {
-    key = options.directory.keyVersions(operation.key)[0]
+    key = (await options.directory.keyVersions(operation.key))[0]
     facts.keyKnown = key !== undefined
     if (key === undefined && operation.name === 'create-key') {
       key = prospectiveKey(operation.key, principal.principal, facts.body)
@@ -213,8 +230,11 @@ function decide(
         reason: 'key_not_found',
       })
     }
-    const registered = (app: string): boolean => options.directory.application(app) !== undefined
-    key = { ...key, namespace: namespaceOwner(key.name, registered) }
+    // The caller's own application was just read, so only other candidates need a lookup.
+    const own = principal.principal.kind === 'application' ? facts.application : undefined
+    const registered = async (app: string): Promise<boolean> =>
+      app === own || (await options.directory.application(app)) !== undefined
+    key = { ...key, namespace: await lookUpNamespaceOwner(key.name, registered) }
   }
 
   const controlled = {
@@ -226,8 +246,8 @@ function decide(
     decisionId: facts.decisionId,
     nowMs,
   }
-  const caller = controlledPrincipal(options, principal.principal, controlled)
-  const gate = approvalGate(options.controls, caller, key, controlled)
+  const caller = await controlledPrincipal(options, principal.principal, controlled)
+  const gate = await approvalGate(options.controls, caller, key, controlled)
   const engine = options.policies()
   const decision = engine.decide({
     principal: caller,
@@ -257,13 +277,13 @@ function decide(
   if (gate.deny !== undefined) return denied(gate.deny)
   const overQuota =
     caller.kind === 'application'
-      ? options.controls?.quotas?.charge(
+      ? await options.controls?.quotas?.charge(
           { app: caller.application.name, operation: operation.name, key: controlled.key },
           nowMs,
         )
       : undefined
   if (overQuota !== undefined) return denied(overQuota)
-  const grantUsed = gate.take()
+  const grantUsed = await gate.take()
   if (grantUsed !== undefined) return denied(grantUsed)
   return {
     allow: true,
@@ -274,24 +294,29 @@ function decide(
 }
 
 /** Runs the anomaly rules for an application; returns the principal the policies must see. */
-function controlledPrincipal(
+async function controlledPrincipal(
   options: CheckHandlerOptions,
   principal: PolicyPrincipal,
   request: ControlledRequest,
-): PolicyPrincipal {
+): Promise<PolicyPrincipal> {
   if (options.controls === undefined || principal.kind !== 'application') return principal
-  const application = observeUsage(options.controls, principal.application, request, options.logger)
+  const application = await observeUsage(
+    options.controls,
+    principal.application,
+    request,
+    options.logger,
+  )
   return application === principal.application ? principal : { kind: 'application', application }
 }
 
 /** Decides a call of the approvals API; see approvalRouteDeny. */
-function decideApprovalRoute(
+async function decideApprovalRoute(
   options: CheckHandlerOptions,
   request: CheckRequest,
   facts: Facts,
   route: ApprovalOperation | Deny,
   nowMs: number,
-): Outcome {
+): Promise<Outcome> {
   if (!('name' in route)) return { allow: false, deny: route }
   const identity = facts.identity as PeerIdentity
   facts.operation = route
@@ -303,7 +328,7 @@ function decideApprovalRoute(
       deny: { status: 413, code: 'body_too_large', message: 'request body is too large', reason },
     }
   }
-  const deny = approvalRouteDeny(
+  const deny = await approvalRouteDeny(
     route,
     identity.principal,
     options.trustDomain,

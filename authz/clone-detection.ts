@@ -7,9 +7,14 @@ import type { Alerter } from './alert.js'
 
 /** The store operations clone detection uses. */
 export interface SerialLedger {
-  recordSerialSeen(app: string, host: string, serial: string, notBefore: string): SerialSighting
-  putApplication(app: Application): void
-  certificatesOf(app: string): IssuedCertificate[]
+  recordSerialSeen(
+    app: string,
+    host: string,
+    serial: string,
+    notBefore: string,
+  ): Promise<SerialSighting>
+  putApplication(app: Application): Promise<void>
+  certificatesOf(app: string): Promise<IssuedCertificate[]>
 }
 
 export interface CloneDetection {
@@ -21,11 +26,18 @@ export interface CloneDetection {
 }
 
 /**
- * The serial last recorded as newest per application and host, so that the common case, a
- * client using its current certificate again, needs no store write. authz is the only writer
- * of these records on a node, so a cached serial is still the newest in the store.
+ * The serial last recorded as newest per application and host, with its notBefore, so that the
+ * common case, a client using its current certificate again, needs no store write. authz is the
+ * only writer of these records on a node, so a cached serial is still the newest in the store.
  */
-const newestSeenBy = new WeakMap<CloneDetection, Map<string, string>>()
+// NOTE: several gateway nodes sharing one store each keep their own cache, so a node that
+// cached serial A keeps accepting A after another node has recorded its successor B.
+const newestSeenBy = new WeakMap<CloneDetection, Map<string, NewestSeen>>()
+
+interface NewestSeen {
+  serial: string
+  notBefore: string
+}
 const NEWEST_SEEN_LIMIT = 10_000
 
 /**
@@ -37,8 +49,12 @@ export function hostOf(identity: PeerIdentity): string {
 }
 
 /** Returns the serial of the newest certificate issued for the application and host. */
-function newestIssued(ledger: SerialLedger, app: string, host: string): string | undefined {
-  const issued = ledger.certificatesOf(app).filter((c) => c.host === host)
+async function newestIssued(
+  ledger: SerialLedger,
+  app: string,
+  host: string,
+): Promise<string | undefined> {
+  const issued = (await ledger.certificatesOf(app)).filter((c) => c.host === host)
   issued.sort((a, b) => a.issuedAt.localeCompare(b.issuedAt))
   return issued.at(-1)?.serial
 }
@@ -50,35 +66,41 @@ function newestIssued(ledger: SerialLedger, app: string, host: string): string |
  * with `suspend` the application is suspended so that every later request is denied too.
  * Returns the deny, or undefined when the certificate is the newest seen.
  */
-export function detectClone(
+export async function detectClone(
   detection: CloneDetection,
   application: Application,
   identity: PeerIdentity,
   decisionId: string,
   logger: Logger,
-): Deny | undefined {
+): Promise<Deny | undefined> {
   const host = hostOf(identity)
   const serial = normalizeSerial(identity.serialNumber)
+  const notBefore = identity.notBefore.toISOString()
   const cacheKey = `${application.name}\u0000${host}`
   let newestSeen = newestSeenBy.get(detection)
   if (newestSeen === undefined) newestSeenBy.set(detection, (newestSeen = new Map()))
-  if (newestSeen.get(cacheKey) === serial) return undefined
-  const sighting = detection.ledger.recordSerialSeen(
+  if (newestSeen.get(cacheKey)?.serial === serial) return undefined
+  const sighting = await detection.ledger.recordSerialSeen(
     application.name,
     host,
     serial,
-    identity.notBefore.toISOString(),
+    notBefore,
   )
   if (sighting === 'newest') {
-    if (newestSeen.size >= NEWEST_SEEN_LIMIT) newestSeen.clear()
-    newestSeen.set(cacheKey, serial)
+    // Concurrent lookups can resolve out of order. The cache keeps the latest notBefore, as the
+    // store does, so an older serial whose lookup resolves last does not replace its successor.
+    const cached = newestSeen.get(cacheKey)
+    if (cached === undefined || cached.notBefore <= notBefore) {
+      if (newestSeen.size >= NEWEST_SEEN_LIMIT) newestSeen.clear()
+      newestSeen.set(cacheKey, { serial, notBefore })
+    }
     return undefined
   }
   if (detection.suspend && !application.suspended) {
-    detection.ledger.putApplication({ ...application, suspended: true })
+    await detection.ledger.putApplication({ ...application, suspended: true })
   }
   const message = 'a superseded client certificate was used after its successor; its key was copied'
-  const newerSerial = newestIssued(detection.ledger, application.name, host)
+  const newerSerial = await newestIssued(detection.ledger, application.name, host)
   if (detection.alerter !== undefined) {
     detection.alerter.raise({
       rule: 'certificate_clone',

@@ -1,7 +1,7 @@
 import { durationMs } from '../crypto-backend/pki/duration.js'
 import type { LoadedConfig } from '../config/load.js'
 import type { Logger } from '../log/logger.js'
-import type { SqliteStore } from '../store/sqlite-store.js'
+import type { Store } from '../store/store.js'
 import { createAlerter, type Alerter } from './alert.js'
 import { webhookSender } from './alert-webhook.js'
 import { AnomalyDetector } from './anomaly.js'
@@ -39,7 +39,7 @@ export function alerterFromConfig(config: LoadedConfig, logger: Logger): Alerter
  */
 export function runtimeControls(
   config: LoadedConfig,
-  store: SqliteStore,
+  store: Pick<Store, 'controls' | 'putApplication'>,
   alerter: Alerter,
 ): RuntimeControls {
   const controls = store.controls
@@ -75,7 +75,10 @@ export function runtimeControls(
 }
 
 /** Builds what the backend's approvals API needs from the configuration and the store. */
-export function approvalsDeps(config: LoadedConfig, store: SqliteStore): ApprovalsDeps {
+export function approvalsDeps(
+  config: LoadedConfig,
+  store: Pick<Store, 'controls' | 'keyVersions'>,
+): ApprovalsDeps {
   const approvals = config.authz.approvals ?? { groups: {}, rules: [], max_ttl: '1h' }
   return {
     dualControl: new DualControl(approvals),

@@ -1,6 +1,5 @@
 import type { Logger } from '../log/logger.js'
-import type { ApprovalHold, GrantMatch, Approval } from '../store/controls-sqlite.js'
-import type { Application } from '../store/store.js'
+import type { Application, ControlRecords, GrantMatch } from '../store/store.js'
 import type { Alerter } from './alert.js'
 import type { AnomalyDetector, Finding } from './anomaly.js'
 import type { ApprovalRequirement, DualControl } from './approval-rules.js'
@@ -11,20 +10,17 @@ import type { PolicyKey, PolicyPrincipal } from './policy-request.js'
 import type { QuotaEnforcer } from './quota.js'
 
 /** The store operations the runtime controls use. */
-export interface ControlState {
-  peekGrant(match: GrantMatch, now: string): Approval | undefined
-  useGrant(match: GrantMatch, now: string): Approval | undefined
-  hold(app: string): ApprovalHold | undefined
-  putHold(hold: ApprovalHold): void
-  approval(id: string): Approval | undefined
-}
+export type ControlState = Pick<
+  ControlRecords,
+  'peekGrant' | 'useGrant' | 'hold' | 'putHold' | 'approval'
+>
 
 /** Quotas, anomaly rules, alerts and dual control; each part is off when absent. */
 export interface RuntimeControls {
   readonly state: ControlState
   readonly alerter: Alerter
   /** Marks an application suspended in the store. */
-  readonly suspend: (app: Application) => void
+  readonly suspend: (app: Application) => Promise<void>
   readonly quotas?: QuotaEnforcer
   readonly anomalies?: AnomalyDetector
   readonly dualControl?: DualControl
@@ -46,14 +42,14 @@ export interface ControlledRequest {
  * for each finding, suspension of the application, and an approval hold. Returns the
  * application as the policies must see it, suspended when a rule suspended it.
  */
-export function observeUsage(
+export async function observeUsage(
   controls: RuntimeControls,
   application: Application,
   request: ControlledRequest,
   logger: Logger,
-): Application {
+): Promise<Application> {
   if (controls.anomalies === undefined) return application
-  const findings = controls.anomalies.observe({
+  const findings = await controls.anomalies.observe({
     app: application.name,
     knownAddresses: application.addresses,
     sourceAddress: request.sourceAddress,
@@ -64,29 +60,29 @@ export function observeUsage(
   })
   let result = application
   for (const finding of findings) {
-    result = act(controls, result, finding, request, logger)
+    result = await act(controls, result, finding, request, logger)
   }
   return result
 }
 
-function act(
+async function act(
   controls: RuntimeControls,
   application: Application,
   finding: Finding,
   request: ControlledRequest,
   logger: Logger,
-): Application {
+): Promise<Application> {
   let result = application
   if (finding.actions.includes('suspend') && !result.suspended) {
     result = { ...result, suspended: true }
-    controls.suspend(result)
+    await controls.suspend(result)
     logger.warn(
       { app: result.name, rule: finding.rule },
       'application suspended: active -> suspended',
     )
   }
   if (finding.actions.includes('require_approval') && finding.approvalGroup !== undefined) {
-    controls.state.putHold({
+    await controls.state.putHold({
       app: result.name,
       rule: finding.rule,
       group: finding.approvalGroup,
@@ -118,9 +114,13 @@ function act(
 /** The dual control state of one request: whether a grant covers it, and how to use it. */
 export type ApprovalGate =
   | { readonly deny: Deny }
-  | { readonly deny?: undefined; readonly granted: boolean; readonly take: () => Deny | undefined }
+  | {
+      readonly deny?: undefined
+      readonly granted: boolean
+      readonly take: () => Promise<Deny | undefined>
+    }
 
-const NO_APPROVAL: ApprovalGate = { granted: false, take: () => undefined }
+const NO_APPROVAL: ApprovalGate = { granted: false, take: async () => undefined }
 
 /**
  * Finds the approvals a request needs, from the dual control rules or from an anomaly hold on
@@ -128,14 +128,19 @@ const NO_APPROVAL: ApprovalGate = { granted: false, take: () => undefined }
  * a grant the request is denied with `approval_required`. With one, `take` uses it once after
  * the policies allowed the request.
  */
-export function approvalGate(
+export async function approvalGate(
   controls: RuntimeControls | undefined,
   principal: PolicyPrincipal,
   key: PolicyKey | undefined,
   request: ControlledRequest,
-): ApprovalGate {
+): Promise<ApprovalGate> {
   if (controls === undefined || principal.kind !== 'application') return NO_APPROVAL
-  const requirement = requirementOf(controls, principal.application.name, request.operation, key)
+  const requirement = await requirementOf(
+    controls,
+    principal.application.name,
+    request.operation,
+    key,
+  )
   if (requirement === undefined) return NO_APPROVAL
   const now = new Date(request.nowMs).toISOString()
   const match: GrantMatch = {
@@ -145,22 +150,25 @@ export function approvalGate(
     paramsDigest: bodyDigest(request.body),
   }
   const required = approvalRequired(requirement, match)
-  if (controls.state.peekGrant(match, now) === undefined) return { deny: required }
+  if ((await controls.state.peekGrant(match, now)) === undefined) return { deny: required }
+  // The peeked grant may be used up by another request before `take`; useGrant is atomic and
+  // its result, not the peek, decides.
   return {
     granted: true,
-    take: () => (controls.state.useGrant(match, now) === undefined ? required : undefined),
+    take: async () =>
+      (await controls.state.useGrant(match, now)) === undefined ? required : undefined,
   }
 }
 
-function requirementOf(
+async function requirementOf(
   controls: RuntimeControls,
   app: string,
   operation: string,
   key: PolicyKey | undefined,
-): ApprovalRequirement | undefined {
+): Promise<ApprovalRequirement | undefined> {
   const fromRule = controls.dualControl?.requirement(operation, key)
   if (fromRule !== undefined) return fromRule
-  const hold = controls.state.hold(app)
+  const hold = await controls.state.hold(app)
   if (hold === undefined) return undefined
   return { group: hold.group, required: hold.required, source: `anomaly ${hold.rule}` }
 }

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig, policyDir, socketPaths } from '../config/load.js'
 import { createLogger, type Logger } from '../log/logger.js'
-import { SqliteStore } from '../store/sqlite-store.js'
+import { openStore } from '../store/open-store.js'
 import { loadDecisionSecret } from './decision-header.js'
 import { trustedProxies } from './client-address.js'
 import { startAuthzServer } from './server.js'
@@ -49,9 +49,9 @@ async function main(): Promise<number> {
     logger = createLogger('authz', config.log_level)
     const socketPath = socketPaths(config).authz
     const policies = policyDir(config)
-    // The store is shared with the backend through SQLite WAL; authz reads applications and keys
-    // from it and appends its own audit chain.
-    const store = new SqliteStore(config.store.sqlite)
+    // The store is shared with the backend (SQLite WAL, or PostgreSQL shared by all nodes); authz
+    // reads applications and keys from it and appends its own audit chain.
+    const store = await openStore(config.store, logger.child({ component: 'store' }))
     const alerter = alerterFromConfig(config, logger.child({ component: 'alerts' }))
     try {
       const server = await startAuthzServer({
@@ -83,7 +83,7 @@ async function main(): Promise<number> {
       await observability.close()
       await server.close()
     } finally {
-      store.close()
+      await store.close()
     }
     return 0
   } catch (error) {

@@ -15,18 +15,18 @@ export type PrincipalResult =
  * Maps a verified SPIFFE ID to a policy principal. An application must be registered in the
  * store. A SPIFFE ID that is neither an application nor a gateway service is unknown.
  */
-export function resolvePrincipal(
+export async function resolvePrincipal(
   spiffeId: string,
   trustDomain: string,
-  lookup: (name: string) => Application | undefined,
-): PrincipalResult {
+  lookup: (name: string) => Promise<Application | undefined>,
+): Promise<PrincipalResult> {
   const prefix = `spiffe://${trustDomain}`
   if (!spiffeId.startsWith(prefix)) return { ok: false, reason: 'unknown_principal' }
   const path = spiffeId.slice(prefix.length)
   if (path.startsWith(APPLICATION_PATH)) {
     const name = path.slice(APPLICATION_PATH.length)
     if (!NAME_PATTERN.test(name)) return { ok: false, reason: 'unknown_principal' }
-    const application = lookup(name)
+    const application = await lookup(name)
     return application === undefined
       ? { ok: false, reason: 'unknown_application' }
       : { ok: true, principal: { kind: 'application', application } }

@@ -22,7 +22,7 @@ export interface QuotaRequest {
 }
 
 /** Returns extra requests per window that approved quota extensions grant for a quota. */
-export type QuotaExtension = (app: string, quota: string, nowMs: number) => number
+export type QuotaExtension = (app: string, quota: string, nowMs: number) => Promise<number>
 
 /** Builds the quotas from authz.quotas; a quota without a name is quota-N, N from 1. */
 export function quotasFromConfig(configs: readonly QuotaConfig[]): Quota[] {
@@ -41,7 +41,7 @@ export class QuotaEnforcer {
   constructor(
     readonly quotas: readonly Quota[],
     private readonly counter: QuotaCounter = new MemoryQuotaCounter(),
-    private readonly extension: QuotaExtension = () => 0,
+    private readonly extension: QuotaExtension = async () => 0,
   ) {}
 
   /**
@@ -49,11 +49,15 @@ export class QuotaEnforcer {
    * charges every matching quota and returns undefined. Retry-After is the whole seconds until
    * the window admits the next request, rounded up.
    */
-  charge(request: QuotaRequest, nowMs: number): Deny | undefined {
+  async charge(request: QuotaRequest, nowMs: number): Promise<Deny | undefined> {
     const matching = this.quotas.filter((quota) => matches(quota, request))
+    const extras: number[] = []
+    for (const quota of matching) extras.push(await this.extension(quota.app, quota.name, nowMs))
+    // From here on nothing awaits, so concurrent requests cannot both pass the check of one
+    // last free slot before either of them records it.
     let blocked: { quota: Quota; waitMs: number } | undefined
-    for (const quota of matching) {
-      const limit = quota.limit + this.extension(quota.app, quota.name, nowMs)
+    for (const [index, quota] of matching.entries()) {
+      const limit = quota.limit + (extras[index] as number)
       const waitMs = this.counter.waitMs(counterOf(quota), limit, quota.windowMs, nowMs)
       if (waitMs > 0 && (blocked === undefined || waitMs > blocked.waitMs)) {
         blocked = { quota, waitMs }

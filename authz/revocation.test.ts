@@ -19,20 +19,20 @@ function record(serial: string, status: 'active' | 'revoked'): IssuedCertificate
 }
 
 const lookup = (records: IssuedCertificate[]) => ({
-  certificate: (serial: string) => records.find((r) => r.serial === serial),
+  certificate: async (serial: string) => records.find((r) => r.serial === serial),
 })
 
 describe('revocationDeny', () => {
-  it('denies a revoked serial, looked up in lowercase hex without leading zero bytes', () => {
-    const deny = revocationDeny(lookup([record('0a1b', 'revoked')]), '000A1B')
+  it('denies a revoked serial, looked up in lowercase hex without leading zero bytes', async () => {
+    const deny = await revocationDeny(lookup([record('0a1b', 'revoked')]), '000A1B')
     expect(deny).toMatchObject({ status: 401, code: 'certificate_revoked' })
     expect(deny?.message).toContain('0a1b')
   })
 
-  it('passes an active certificate and one the store does not know', () => {
+  it('passes an active certificate and one the store does not know', async () => {
     const store = lookup([record('0a1b', 'active')])
-    expect(revocationDeny(store, '0A1B')).toBeUndefined()
-    expect(revocationDeny(store, 'FFFF')).toBeUndefined()
-    expect(revocationDeny(undefined, '0A1B')).toBeUndefined()
+    expect(await revocationDeny(store, '0A1B')).toBeUndefined()
+    expect(await revocationDeny(store, 'FFFF')).toBeUndefined()
+    expect(await revocationDeny(undefined, '0A1B')).toBeUndefined()
   })
 })

@@ -4,7 +4,7 @@ import type { Deny } from './check-response.js'
 
 /** Looks up certificates the gateway issued, by serial in lowercase hex. */
 export interface RevocationLookup {
-  certificate(serial: string): IssuedCertificate | undefined
+  certificate(serial: string): Promise<IssuedCertificate | undefined>
 }
 
 /**
@@ -13,13 +13,13 @@ export interface RevocationLookup {
  * the store on every request, so it also stops connections that were open before the
  * revocation. A certificate the store does not know, such as one from an external CA, passes.
  */
-export function revocationDeny(
+export async function revocationDeny(
   lookup: RevocationLookup | undefined,
   serialNumber: string,
-): Deny | undefined {
+): Promise<Deny | undefined> {
   if (lookup === undefined || serialNumber === '') return undefined
   const serial = normalizeSerial(serialNumber)
-  const record = lookup.certificate(serial)
+  const record = await lookup.certificate(serial)
   if (record?.status !== 'revoked') return undefined
   return {
     status: 401,

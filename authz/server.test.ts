@@ -136,9 +136,9 @@ beforeAll(async () => {
     writeFileSync(join(dir, 'policies', name), text)
   }
   store = new SqliteStore(join(dir, 'store', 'hsmgate.db'))
-  store.putApplication(application('payments'))
-  store.putApplication(application('reporting'))
-  store.putKeyVersion(keyVersion('payments-signing', 'payments'))
+  await store.putApplication(application('payments'))
+  await store.putApplication(application('reporting'))
+  await store.putKeyVersion(keyVersion('payments-signing', 'payments'))
   server = await startAuthzServer({
     socketPath,
     policyDir: join(dir, 'policies'),
@@ -155,7 +155,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close()
   await server?.close()
-  store?.close()
+  await store?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -358,7 +358,7 @@ describe('authz gRPC server', () => {
       })
       ids.push(headerValue(response, 'x-hsmgate-decision-id'))
     }
-    const records = store.auditRecords('node-1/authz')
+    const records = await store.auditRecords('node-1/authz')
     const [allow, deny, anonymous] = ids.map((id) => records.find((r) => r.decisionId === id))
     expect(allow).toMatchObject({ principal: payments, outcome: 'ok', policyIds: ['own-keys'] })
     expect(allow?.sourceAddress).toBe('127.0.0.1')
@@ -384,7 +384,7 @@ describe('authz gRPC server', () => {
   })
 
   it('denies a suspended application at once, without a policy reload', async () => {
-    store.putApplication(application('reporting', { suspended: true }))
+    await store.putApplication(application('reporting', { suspended: true }))
     try {
       const response = await callCheck({
         certificate: certificates.reporting,
@@ -394,7 +394,7 @@ describe('authz gRPC server', () => {
       expect(response.denied_response?.status.code).toBe(403)
       expect(errorBody(response).message).toContain('the application is suspended')
     } finally {
-      store.putApplication(application('reporting'))
+      await store.putApplication(application('reporting'))
     }
   })
 
@@ -423,7 +423,7 @@ describe('authz gRPC server', () => {
     }
   })
 
-  it('creates the socket with mode 0600', () => {
+  it('creates the socket with mode 0600', async () => {
     expect(statSync(socketPath).mode & 0o777).toBe(0o600)
   })
 
@@ -480,7 +480,7 @@ describe('startAuthzServer lifecycle', () => {
 })
 
 describe('findProjectRoot', () => {
-  it('finds the same root from the source and dist folders', () => {
+  it('finds the same root from the source and dist folders', async () => {
     const root = findProjectRoot()
     expect(existsSync(join(root, 'authz', 'proto'))).toBe(true)
     expect(findProjectRoot(join(root, 'dist', 'authz'))).toBe(root)

@@ -51,8 +51,8 @@ async function inProcess(setup: BenchSetup) {
     trustDomain: 'hsmgate.demo',
     logger,
   })
-  const key = setup.store.keyVersions('payments-signing')[0]!
-  const app = setup.store.application('payments')!
+  const key = (await setup.store.keyVersions('payments-signing'))[0]!
+  const app = (await setup.store.application('payments'))!
   const facts = {
     sourceAddress: '127.0.0.1',
     sourceMatchesHost: true,
@@ -183,7 +183,7 @@ function openLoop(call: Call, request: object) {
   })
 }
 
-const setup = benchSetup(values['store-parent'])
+const setup = await benchSetup(values['store-parent'])
 try {
   const result = {
     node: process.version,
@@ -193,6 +193,6 @@ try {
   }
   console.log(JSON.stringify(result, null, 2))
 } finally {
-  setup.store.close()
+  await setup.store.close()
   rmSync(setup.dir, { recursive: true, force: true })
 }

@@ -14,7 +14,7 @@ export interface BenchSetup {
 }
 
 /** Creates the setup under a new directory in `parent`. */
-export function benchSetup(parent: string): BenchSetup {
+export async function benchSetup(parent: string): Promise<BenchSetup> {
   const dir = mkdtempSync(join(parent, 'hsmgate-bench-'))
   const policyDir = join(dir, 'policies')
   mkdirSync(policyDir)
@@ -23,7 +23,7 @@ export function benchSetup(parent: string): BenchSetup {
   }
   const store = new SqliteStore(join(dir, 'store', 'hsmgate.db'))
   const createdAt = new Date().toISOString()
-  store.putApplication({
+  await store.putApplication({
     name: 'payments',
     team: 'demo',
     hosts: ['localhost'],
@@ -31,7 +31,7 @@ export function benchSetup(parent: string): BenchSetup {
     suspended: false,
     createdAt,
   })
-  store.putKeyVersion({
+  await store.putKeyVersion({
     name: 'payments-signing',
     version: 1,
     type: 'ec-p256',

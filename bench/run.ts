@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       '--force',
       '--port',
       String(port),
-      '--admin-port',
+      '--stats-port',
       String(port + 1000),
     ])
     cli([

@@ -14,7 +14,7 @@ function writeConfig(edit: (authz: Record<string, unknown>) => void): string {
     gatewayConfig({
       listenAddress: '127.0.0.1',
       listenPort: 8443,
-      adminPort: 9901,
+      statsPort: 9901,
       members: [{ name: 'hsm-a', label: 'hsmgate-a' }],
       caKeyId: 'ab',
     }),
@@ -49,7 +49,7 @@ describe('ports', () => {
       gatewayConfig({
         listenAddress: '127.0.0.1',
         listenPort: 8443,
-        adminPort: 8443,
+        statsPort: 8443,
         members: [{ name: 'hsm-a', label: 'hsmgate-a' }],
         caKeyId: 'ab',
       }),
@@ -58,7 +58,7 @@ describe('ports', () => {
     writeFileSync(file, stringify(config))
     expect(() => loadConfig(file)).toThrow(ConfigError)
     expect(() => loadConfig(file)).toThrow(
-      /envoy.admin_port: port 8443 is already used by listen.port/,
+      /envoy.stats_port: port 8443 is already used by listen.port/,
     )
   })
 })

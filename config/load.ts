@@ -71,7 +71,7 @@ function checkDistinctPorts(path: string, config: GatewayConfig): void {
   const ports: Array<[string, number | undefined]> = [
     ['listen.port', config.listen.port],
     ['listen.enroll_port', config.listen.enroll_port],
-    ['envoy.admin_port', config.envoy.admin_port],
+    [statsPortField(config), config.envoy.stats_port],
     ['metrics.authz_port', config.metrics.authz_port],
     ['metrics.backend_port', config.metrics.backend_port],
   ]
@@ -86,6 +86,11 @@ function checkDistinctPorts(path: string, config: GatewayConfig): void {
     }
     seen.set(port, field)
   }
+}
+
+/** Names the key that set the stats port, so that messages name the key the operator wrote. */
+export function statsPortField(config: GatewayConfig): string {
+  return config.envoy.admin_port === undefined ? 'envoy.stats_port' : 'envoy.admin_port'
 }
 
 function checkUniqueMemberNames(path: string, config: GatewayConfig): void {
@@ -128,7 +133,7 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
         pin_file: m.pin_file === undefined ? undefined : at(m.pin_file),
       })),
     },
-    store: { sqlite: at(config.store.sqlite) },
+    store: config.store.sqlite === undefined ? config.store : { sqlite: at(config.store.sqlite) },
     pki: {
       ...config.pki,
       ca_cert: at(config.pki.ca_cert),
@@ -142,15 +147,32 @@ function resolvePaths(config: GatewayConfig, file: string): LoadedConfig {
   }
 }
 
+/**
+ * Returns the SQLite file of a configuration, for commands that read that file directly. Throws
+ * ConfigError naming the command when the configuration uses store.postgres instead.
+ */
+export function sqliteFile(config: LoadedConfig, command: string): string {
+  if (config.store.sqlite !== undefined) return config.store.sqlite
+  throw new ConfigError(
+    `${command} reads a SQLite store file, but ${config.file} sets store.postgres; ` +
+      'inspect the PostgreSQL database with its own tools instead',
+  )
+}
+
 /** The policy directory of a loaded configuration, absolute. */
 export function policyDir(config: LoadedConfig): string {
   return config.authz.policies ?? resolve(config.dir, DEFAULT_POLICY_DIR)
 }
 
 /** Socket paths inside the runtime directory; every process derives them the same way. */
-export function socketPaths(config: LoadedConfig): { authz: string; backend: string } {
+export function socketPaths(config: LoadedConfig): {
+  authz: string
+  backend: string
+  envoyAdmin: string
+} {
   return {
     authz: resolve(config.runtime_dir, 'authz.sock'),
     backend: resolve(config.runtime_dir, 'backend.sock'),
+    envoyAdmin: resolve(config.runtime_dir, 'envoy-admin.sock'),
   }
 }

@@ -29,8 +29,8 @@ describe('metrics ports', () => {
     expect(attempt).toThrow(/metrics.backend_port: port 9464 is already used by metrics.authz_port/)
   })
 
-  it('reject the admin port', () => {
+  it('reject the stats port', () => {
     const attempt = load((t) => t.replace('authz_port: 9464', 'authz_port: 9901'))
-    expect(attempt).toThrow(/already used by envoy.admin_port/)
+    expect(attempt).toThrow(/already used by envoy.stats_port/)
   })
 })

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { checkControlReferences, controlsFields } from '../authz/controls-schema.js'
+import { storeSchema } from './store-schema.js'
 
 const durationPattern = /^\d+(ms|s|m|h|d)$/
 
@@ -62,7 +63,14 @@ export const configSchema = z
       .strict(),
     envoy: z
       .object({
-        admin_port: port,
+        /**
+         * TCP port on 127.0.0.1 of a listener that serves only GET /stats/prometheus and GET
+         * /ready from Envoy's admin interface, which itself listens on the Unix socket
+         * runtime_dir/envoy-admin.sock. Absent: no such listener.
+         */
+        stats_port: port.optional(),
+        /** Earlier name of stats_port. It loads as stats_port, and the CLI warns about it. */
+        admin_port: port.optional(),
         max_request_bytes: z
           .number()
           .int()
@@ -71,7 +79,12 @@ export const configSchema = z
         max_request_headers_kb: z.number().int().min(8).max(96).default(32),
         request_timeout: z.string().regex(durationPattern).default('30s'),
       })
-      .strict(),
+      .strict()
+      .refine((envoy) => envoy.admin_port === undefined || envoy.stats_port === undefined, {
+        path: ['admin_port'],
+        message: 'earlier name of envoy.stats_port, which is also set; remove envoy.admin_port',
+      })
+      .transform((envoy) => ({ ...envoy, stats_port: envoy.stats_port ?? envoy.admin_port })),
     tls: z
       .object({
         /** Files of earlier versions; the backend now issues the serving certificate itself. */
@@ -127,7 +140,7 @@ export const configSchema = z
         members: z.array(memberSchema).min(1),
       })
       .strict(),
-    store: z.object({ sqlite: relativeOrAbsolutePath }).strict(),
+    store: storeSchema,
     /** Signed audit checkpoints; see docs/audit.md. Absent: the defaults below. */
     audit: z
       .object({

@@ -18,6 +18,7 @@ export type ApiErrorCode =
   | 'payload_too_large'
   | 'hsm_unavailable'
   | 'audit_unavailable'
+  | 'store_unavailable'
   | 'internal_error'
   | 'csr_invalid'
   | 'key_reused'

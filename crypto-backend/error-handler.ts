@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.js'
 import { ApiError, type ApiErrorCode } from './api-error.js'
 import type { BackendEnv } from './context.js'
 import { KeyTypeRequestError } from '../store/key-type-request.js'
+import { StoreUnavailableError } from '../store/store-unavailable.js'
 import { HsmError } from './hsm/index.js'
 
 /** Maps an HSM failure to the error the caller receives. Details stay in the log. */
@@ -27,6 +28,9 @@ function toApiError(error: unknown): ApiError {
   if (error instanceof HsmError) return fromHsmError(error)
   if (error instanceof KeyTypeRequestError)
     return new ApiError(400, 'invalid_request', error.message)
+  if (error instanceof StoreUnavailableError) {
+    return new ApiError(503, 'store_unavailable', 'the state store is unavailable; try again later')
+  }
   return new ApiError(500, 'internal_error', 'internal error')
 }
 

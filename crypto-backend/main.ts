@@ -4,7 +4,7 @@ import { loadDecisionSecret } from '../authz/decision-header.js'
 import { loadConfig, socketPaths } from '../config/load.js'
 import { createLogger } from '../log/logger.js'
 import { limitRepeats } from '../log/repeat-limiter.js'
-import { SqliteStore } from '../store/index.js'
+import { openStore } from '../store/index.js'
 import { socketGroupId } from '../config/socket-access.js'
 import { startBackendObservability } from '../metrics/process-observability.js'
 import { TimedAuditBatcher } from '../metrics/timed-audit-batcher.js'
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const config = loadConfig(values.config ?? 'hsmgate.yaml')
   const logger = createLogger('crypto-backend', config.log_level)
 
-  const store = new SqliteStore(config.store.sqlite)
+  const store = await openStore(config.store, logger.child({ component: 'store' }))
   const cluster = await HsmCluster.open(config.hsm.members, {
     logger: logger.child({ component: 'hsm' }),
     environment: config.hsm.environment,
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
       logger.error({ err: error }, 'final audit checkpoint failed')
     })
     await cluster.close()
-    store.close()
+    await store.close()
     process.exit(0)
   }
   process.once('SIGTERM', () => void stop('SIGTERM'))

@@ -88,7 +88,7 @@ function testConfig(cert: string, key: string): LoadedConfig {
     log_level: 'info',
     listen: { address: '127.0.0.1', port: 18443 },
     envoy: {
-      admin_port: 19901,
+      stats_port: 19901,
       max_request_bytes: 65536,
       max_request_headers_kb: 32,
       request_timeout: '30s',
@@ -140,6 +140,16 @@ describe('envoy bootstrap', () => {
     expect(text).toContain('"tls_minimum_protocol_version":"TLSv1_2"')
     expect(text).toContain('"tls_certificate_sds_secret_configs"')
     expect(text).toContain('"validation_context_sds_secret_config"')
-    expect(text).toMatch(/"admin":\{"address":\{"socket_address":\{"address":"127\.0\.0\.1"/)
+    expect(text).toContain(
+      `"admin":{"address":{"pipe":{"path":${JSON.stringify(join(dir, 'envoy-admin.sock'))},"mode":384}}}`,
+    )
+  })
+
+  it('puts no TCP address on the admin interface', async () => {
+    const { cert, key } = await selfSignedPair()
+    const bootstrap = renderBootstrap(testConfig(cert, key), join(dir, 'access.log')) as {
+      admin: { address: Record<string, unknown> }
+    }
+    expect(Object.keys(bootstrap.admin.address)).toEqual(['pipe'])
   })
 })

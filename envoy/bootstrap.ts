@@ -2,6 +2,7 @@ import { dirname } from 'node:path'
 import { socketPaths, type LoadedConfig } from '../config/load.js'
 import { stripHsmgateHeadersLua } from './strip-headers.js'
 import { enrollListener } from './enroll-listener.js'
+import { adminCluster, statsListener } from './stats-listener.js'
 import { SDS_SECRET, sdsPaths } from '../crypto-backend/pki/sds-files.js'
 
 const API = 'type.googleapis.com/envoy'
@@ -19,17 +20,23 @@ const MAX_DOWNSTREAM_CONNECTIONS = 10_000
 const HANDSHAKE_TIMEOUT = '10s'
 const IDLE_TIMEOUT = '60s'
 
+/** Mode of the admin socket: only Envoy's user (and root) may connect. */
+const ADMIN_SOCKET_MODE = 0o600
+
 /**
  * Renders the Envoy bootstrap for one gateway node: a mutual-TLS listener in front of the
  * ext_authz service and the crypto backend, both reached over Unix sockets in the runtime
- * directory. The result is plain data for `JSON.stringify`.
+ * directory. The admin interface listens only on a Unix socket there, and the optional stats
+ * listener exposes GET /stats/prometheus and GET /ready of it on 127.0.0.1. The result is plain
+ * data for `JSON.stringify`.
  */
 export function renderBootstrap(config: LoadedConfig, accessLogPath: string): object {
   const sockets = socketPaths(config)
+  const stats = statsListener(config, sockets.envoyAdmin)
   return {
     node: { id: config.node_id, cluster: 'hsmgate' },
     admin: {
-      address: socketAddress('127.0.0.1', config.envoy.admin_port),
+      address: { pipe: { path: sockets.envoyAdmin, mode: ADMIN_SOCKET_MODE } },
     },
     static_resources: {
       listeners: [
@@ -44,10 +51,12 @@ export function renderBootstrap(config: LoadedConfig, accessLogPath: string): ob
                 HANDSHAKE_TIMEOUT,
               ),
             ]),
+        ...(stats === undefined ? [] : [stats]),
       ],
       clusters: [
         pipeCluster('authz', sockets.authz, true),
         pipeCluster('crypto_backend', sockets.backend, false),
+        ...(stats === undefined ? [] : [adminCluster(sockets.envoyAdmin)]),
       ],
     },
     overload_manager: {

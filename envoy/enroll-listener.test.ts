@@ -15,7 +15,8 @@ function config(enrollPort: number | undefined): LoadedConfig {
     log_level: 'info',
     listen: { address: '127.0.0.1', port: 8443, enroll_port: enrollPort },
     envoy: {
-      admin_port: 9901,
+      // No stats listener, so the listener list holds only the mTLS and enrollment listeners.
+      stats_port: undefined,
       max_request_bytes: 65536,
       max_request_headers_kb: 32,
       request_timeout: '30s',

@@ -30,13 +30,13 @@ const entry = (node: string, n: number): AuditEntry => ({
   latencyMs: 1,
 })
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hsmgate-batch-'))
   store = new SqliteStore(join(dir, 'store.db'))
 })
 
-afterEach(() => {
-  store.close()
+afterEach(async () => {
+  await store.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -64,7 +64,7 @@ describe('audit batcher', () => {
     await Promise.all([1, 2, 3].map((n) => batcher.append(entry('a', n))))
     await Promise.all([4, 5].map((n) => batcher.append(entry('a', n))))
     let prev = GENESIS_HASH
-    const records = store.auditRecords('a')
+    const records = await store.auditRecords('a')
     expect(records).toHaveLength(5)
     for (const record of records) {
       expect(record.prevHash).toBe(prev)
@@ -75,7 +75,7 @@ describe('audit batcher', () => {
 
   it('rejects every entry of a failed transaction', async () => {
     const batcher = new AuditBatcher({
-      appendAuditBatch: () => {
+      appendAuditBatch: async () => {
         throw new Error('disk full')
       },
     })
@@ -86,12 +86,37 @@ describe('audit batcher', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
   })
 
-  it('writes nothing of a batch whose insert fails', () => {
+  it('batches entries that arrive while a write is in flight', async () => {
+    const sizes: number[] = []
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const batcher = new AuditBatcher({
+      appendAuditBatch: async (entries) => {
+        sizes.push(entries.length)
+        // The first write waits, as a remote database would, while more entries arrive.
+        if (sizes.length === 1) await gate
+        return store.appendAuditBatch(entries)
+      },
+    })
+    const first = batcher.append(entry('a', 0))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sizes).toEqual([1])
+    const later = Array.from({ length: 5 }, (_, n) => batcher.append(entry('a', n + 1)))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sizes).toEqual([1])
+    release()
+    const records = await Promise.all([first, ...later])
+    expect(sizes).toEqual([1, 5])
+    expect(records.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(records.map((r) => r.decisionId)).toEqual(['d_0', 'd_1', 'd_2', 'd_3', 'd_4', 'd_5'])
+  })
+
+  it('writes nothing of a batch whose insert fails', async () => {
     const bad = { ...entry('a', 2), policyIds: undefined as unknown as string[] }
-    expect(() =>
+    await expect(
       store.appendAuditBatch([entry('a', 1), { ...bad, status: null as never }]),
-    ).toThrow()
-    expect(store.auditRecords('a')).toEqual([])
+    ).rejects.toThrow()
+    expect(await store.auditRecords('a')).toEqual([])
   })
 
   it('fails only listed writers while the fault file exists', async () => {
@@ -106,7 +131,7 @@ describe('audit batcher', () => {
       await expect(batcher.append(entry('b', 3))).rejects.toBeInstanceOf(AuditFaultError)
       rmSync(fault)
       await expect(batcher.append(entry('a', 4))).resolves.toMatchObject({ seq: 1 })
-      expect(store.auditRecords('a').map((r) => r.decisionId)).toEqual(['d_4'])
+      expect((await store.auditRecords('a')).map((r) => r.decisionId)).toEqual(['d_4'])
     } finally {
       vi.unstubAllEnvs()
     }

@@ -11,14 +11,17 @@ interface Pending {
 }
 
 /**
- * Group commit for audit records: entries appended during one turn of the event loop are
- * written in one durable transaction, so concurrent requests share one fsync. Each promise
- * resolves only after its record is committed, so a caller that waits for it still answers
- * only when the audit holds the record. A failed transaction rejects every entry in it.
+ * Group commit for audit records: entries appended during one turn of the event loop, or while
+ * the previous transaction is being written, go to the store in one `appendAuditBatch` call,
+ * so concurrent requests share one durable commit. At most one call is in flight, which keeps
+ * each writer's chain in the order of `append`. Each promise resolves only after its record is
+ * committed, so a caller that waits for it responds only once the audit contains the record.
+ * A failed transaction rejects every entry in it.
  */
 export class AuditBatcher {
   private queue: Pending[] = []
   private scheduled = false
+  private writing = false
   private readonly fault = auditFaultCheck()
 
   constructor(private readonly store: Pick<Store, 'appendAuditBatch'>) {}
@@ -31,20 +34,29 @@ export class AuditBatcher {
   }
 
   private schedule(): void {
-    if (this.scheduled) return
+    if (this.scheduled || this.writing) return
     this.scheduled = true
     // setImmediate runs after the I/O callbacks of this turn, which may add more entries.
-    setImmediate(() => this.flush())
+    setImmediate(() => void this.flush())
   }
 
-  private flush(): void {
+  private async flush(): Promise<void> {
     this.scheduled = false
+    this.writing = true
     const batch = this.queue.splice(0, MAX_BATCH)
-    if (this.queue.length > 0) this.schedule()
+    try {
+      await this.write(batch)
+    } finally {
+      this.writing = false
+      if (this.queue.length > 0) this.schedule()
+    }
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
     let records: AuditRecord[]
     try {
       this.fault?.(batch.map((pending) => pending.entry.node))
-      records = this.store.appendAuditBatch(batch.map((pending) => pending.entry))
+      records = await this.store.appendAuditBatch(batch.map((pending) => pending.entry))
     } catch (error) {
       for (const pending of batch) pending.reject(error)
       return

@@ -17,13 +17,13 @@ type ProofStore = Pick<Store, 'auditRecordsAfter' | 'auditCheckpoints'>
  * seq with the receipt's decision id and hash, and its hash must match its contents. The
  * writer's chain must be intact from record 1 up to a trusted checkpoint at or after the record.
  */
-export function proveReceipt(
+export async function proveReceipt(
   store: ProofStore,
   receipt: AuditReceipt,
   trusted: TrustedAuditKeys,
-): ReceiptProof {
+): Promise<ReceiptProof> {
   const at = `writer ${receipt.writer} seq ${receipt.seq}`
-  const record = store.auditRecordsAfter(receipt.writer, receipt.seq - 1, 1)[0]
+  const record = (await store.auditRecordsAfter(receipt.writer, receipt.seq - 1, 1))[0]
   if (record === undefined || record.seq !== receipt.seq) {
     return { status: 'failed', message: `the log has no record at ${at}` }
   }
@@ -43,7 +43,7 @@ export function proveReceipt(
     return { status: 'failed', message: `the record at ${at} does not match its hash` }
   }
 
-  const chain = verifyWriter(store, receipt.writer, trusted)
+  const chain = await verifyWriter(store, receipt.writer, trusted)
   const firstProblem = chain.problems[0]
   const coveredSeq = chain.coveredSeq
   if (firstProblem !== undefined && firstProblem.seq <= Math.max(coveredSeq, receipt.seq)) {
@@ -60,9 +60,8 @@ export function proveReceipt(
         `(the newest is at seq ${coveredSeq}); verify again after the next checkpoint`,
     }
   }
-  const checkpoint = store
-    .auditCheckpoints(receipt.writer)
-    .find((candidate) => candidate.seq === coveredSeq)!
+  const checkpoints = await store.auditCheckpoints(receipt.writer)
+  const checkpoint = checkpoints.find((candidate) => candidate.seq === coveredSeq)!
   return {
     status: 'covered',
     message:

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
-import type { AuditCheckpoint, AuditHead, AuditRecord } from './store.js'
+import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import type { AuditCheckpoint, AuditEntry, AuditHead, AuditRecord } from './store.js'
 
 interface AuditRow {
   node: string
@@ -34,9 +35,63 @@ interface CheckpointRow {
   signature: string
 }
 
-/** Audit queries of the SQLite store beyond appending: reading chains and their checkpoints. */
+/**
+ * The audit tables of the SQLite store: appending to the writers' hash chains, reading them and
+ * their checkpoints. Methods are synchronous; SqliteStore wraps them in its async interface.
+ */
 export class SqliteAuditLog {
+  /** Prepared statements of the append, which runs on every request. */
+  private readonly statements = new Map<string, Database.Statement>()
+
   constructor(private readonly db: Database.Database) {}
+
+  /**
+   * Appends entries in one IMMEDIATE transaction, which holds the database write lock from the
+   * read of each writer's head to the commit, so concurrent appends from several processes
+   * continue the chain without a gap or a fork.
+   */
+  appendBatch(entries: AuditEntry[]): AuditRecord[] {
+    const lastOf = this.statement(
+      'SELECT seq, hash FROM audit WHERE node = ? ORDER BY seq DESC LIMIT 1',
+    )
+    const insert = this.statement(
+      `INSERT INTO audit (node, seq, time, principal, cert_serial, source_address,
+         decision_id, operation, key_name, key_version, outcome, status, error_code,
+         policy_ids, reason, request_digest, latency_ms, prev_hash, hash)
+       VALUES (@node, @seq, @time, @principal, @certSerial, @sourceAddress, @decisionId,
+         @operation, @key, @keyVersion, @outcome, @status, @errorCode, @policyIds, @reason,
+         @requestDigest, @latencyMs, @prevHash, @hash)`,
+    )
+    return this.db
+      .transaction(() => {
+        // The chain head of each writer, read once per transaction and advanced in memory.
+        const heads = new Map<string, { seq: number; hash: string }>()
+        return entries.map((entry) => {
+          const last =
+            heads.get(entry.node) ??
+            (lastOf.get(entry.node) as { seq: number; hash: string } | undefined)
+          const seq = (last?.seq ?? 0) + 1
+          const prevHash = last?.hash ?? GENESIS_HASH
+          const record: AuditRecord = {
+            ...entry,
+            seq,
+            prevHash,
+            hash: chainHash(prevHash, seq, entry),
+          }
+          insert.run({ ...record, policyIds: JSON.stringify(record.policyIds) })
+          heads.set(entry.node, { seq, hash: record.hash })
+          return record
+        })
+      })
+      .immediate()
+  }
+
+  records(writer: string): AuditRecord[] {
+    const rows = this.db
+      .prepare('SELECT * FROM audit WHERE node = ? ORDER BY seq')
+      .all(writer) as AuditRow[]
+    return rows.map(toAuditRecord)
+  }
 
   recordsAfter(writer: string, afterSeq: number, limit: number): AuditRecord[] {
     const rows = this.db
@@ -92,12 +147,19 @@ export class SqliteAuditLog {
       .all() as { writer: string }[]
     return rows.map((row) => row.writer)
   }
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql)
+    if (statement === undefined) {
+      statement = this.db.prepare(sql)
+      this.statements.set(sql, statement)
+    }
+    return statement
+  }
 }
 
-export type { AuditRow }
-
 /** Converts an audit table row to the record the store interface returns. */
-export function toAuditRecord(row: AuditRow): AuditRecord {
+function toAuditRecord(row: AuditRow): AuditRecord {
   return {
     node: row.node,
     seq: row.seq,

@@ -48,20 +48,20 @@ const RECENT_HASHES = 10_000
  * its seq. The chain scan stops at the first broken record, because every later record would
  * fail too.
  */
-export function verifyWriter(
+export async function verifyWriter(
   store: AuditReader,
   writer: string,
   trusted: TrustedAuditKeys,
-): WriterVerification {
+): Promise<WriterVerification> {
   const problems: AuditProblem[] = []
-  const checkpoints = validCheckpoints(store.auditCheckpoints(writer), trusted, problems)
+  const checkpoints = validCheckpoints(await store.auditCheckpoints(writer), trusted, problems)
   let newestCheckpoint = 0
   for (const seq of checkpoints.keys()) newestCheckpoint = Math.max(newestCheckpoint, seq)
   const scan = new ChainScan(writer, checkpoints)
 
   let after = 0
   for (;;) {
-    const page = store.auditRecordsAfter(writer, after, PAGE_SIZE)
+    const page = await store.auditRecordsAfter(writer, after, PAGE_SIZE)
     for (const record of page) {
       const problem = scan.next(record)
       if (problem !== undefined) {

@@ -1,56 +1,12 @@
 import type Database from 'better-sqlite3'
-
-/** State of an approval request. A granted request becomes `used` when its last use is taken. */
-export type ApprovalStatus = 'pending' | 'granted' | 'denied' | 'used'
-
-/** One approver's vote on an approval request. */
-export interface ApprovalVote {
-  approver: string
-  vote: 'approve' | 'deny'
-  at: string
-}
-
-/**
- * A request for M of N approvals. The grant it becomes is bound to the requester, operation,
- * key and the SHA-256 of the request body, may be used `uses` times, and expires.
- */
-export interface Approval {
-  id: string
-  /** SPIFFE ID of the principal that will make the approved request. */
-  requester: string
-  operation: string
-  key: string | null
-  /** Hex SHA-256 of the exact request body the grant allows. */
-  paramsDigest: string
-  /** For a quota extension: the quota's name and the extra requests per window. */
-  quota: string | null
-  extra: number
-  group: string
-  required: number
-  uses: number
-  usesLeft: number
-  status: ApprovalStatus
-  createdAt: string
-  expiresAt: string
-  votes: ApprovalVote[]
-}
-
-/** Facts a grant must match to be used. */
-export interface GrantMatch {
-  requester: string
-  operation: string
-  key: string | null
-  paramsDigest: string
-}
-
-/** An application that needs an approval for each further request, set by an anomaly rule. */
-export interface ApprovalHold {
-  app: string
-  rule: string
-  group: string
-  required: number
-  createdAt: string
-}
+import type {
+  Approval,
+  ApprovalHold,
+  ApprovalStatus,
+  ApprovalVote,
+  ControlRecords,
+  GrantMatch,
+} from './store.js'
 
 interface ApprovalRow {
   id: string
@@ -74,10 +30,10 @@ interface ApprovalRow {
  * records each run in one transaction, so two gateway processes sharing the file cannot both
  * take the last use of a grant or both record the same first use.
  */
-export class SqliteControls {
+export class SqliteControls implements ControlRecords {
   constructor(private readonly db: Database.Database) {}
 
-  createApproval(approval: Omit<Approval, 'votes'>): void {
+  async createApproval(approval: Omit<Approval, 'votes'>): Promise<void> {
     this.db
       .prepare(
         `INSERT INTO approvals (id, requester, operation, key_name, params_digest, quota, extra,
@@ -102,33 +58,31 @@ export class SqliteControls {
       )
   }
 
-  /** Returns the approval request with its votes, or undefined for an unknown id. */
-  approval(id: string): Approval | undefined {
+  async approval(id: string): Promise<Approval | undefined> {
+    return this.approvalNow(id)
+  }
+
+  private approvalNow(id: string): Approval | undefined {
     const row = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as
       ApprovalRow | undefined
     return row === undefined ? undefined : this.withVotes(row)
   }
 
-  /** Returns approval requests, newest first, at most `limit`. */
-  listApprovals(limit: number): Approval[] {
+  async listApprovals(limit: number): Promise<Approval[]> {
     const rows = this.db
       .prepare('SELECT * FROM approvals ORDER BY created_at DESC, id LIMIT ?')
       .all(limit) as ApprovalRow[]
     return rows.map((row) => this.withVotes(row))
   }
 
-  /**
-   * Records a vote in one transaction. `check` receives the request with its current votes and
-   * returns an error code to reject the vote. A deny vote denies the request; the approve vote
-   * that reaches `required` grants it. Returns the updated request or the error code.
-   */
-  vote(
+  /** Records a vote in one IMMEDIATE transaction, with `check` called inside it. */
+  async vote(
     id: string,
     vote: ApprovalVote,
     check: (approval: Approval) => string | undefined,
-  ): Approval | { error: string } {
-    return this.db.transaction((): Approval | { error: string } => {
-      const approval = this.approval(id)
+  ): Promise<Approval | { error: string }> {
+    const transaction = this.db.transaction((): Approval | { error: string } => {
+      const approval = this.approvalNow(id)
       if (approval === undefined) return { error: 'approval_not_found' }
       const error = check(approval)
       if (error !== undefined) return { error }
@@ -140,16 +94,14 @@ export class SqliteControls {
       if (vote.vote === 'deny') status = 'denied'
       else if (approvals + 1 >= approval.required) status = 'granted'
       this.db.prepare('UPDATE approvals SET status = ? WHERE id = ?').run(status, id)
-      return this.approval(id) as Approval
-    })()
+      return this.approvalNow(id) as Approval
+    })
+    return transaction.immediate()
   }
 
-  /**
-   * Takes one use of a granted, unexpired approval that matches exactly, in one transaction.
-   * Returns the approval as it was before the use, or undefined when none matches.
-   */
-  useGrant(match: GrantMatch, now: string): Approval | undefined {
-    return this.db.transaction((): Approval | undefined => {
+  /** Takes one use of a matching grant in one IMMEDIATE transaction. */
+  async useGrant(match: GrantMatch, now: string): Promise<Approval | undefined> {
+    const transaction = this.db.transaction((): Approval | undefined => {
       const row = this.grantRow(match, now)
       if (row === undefined) return undefined
       const left = row.uses_left - 1
@@ -157,11 +109,11 @@ export class SqliteControls {
         .prepare('UPDATE approvals SET uses_left = ?, status = ? WHERE id = ?')
         .run(left, left === 0 ? 'used' : 'granted', row.id)
       return this.withVotes(row)
-    })()
+    })
+    return transaction.immediate()
   }
 
-  /** Returns a granted, unexpired approval that matches exactly, without using it. */
-  peekGrant(match: GrantMatch, now: string): Approval | undefined {
+  async peekGrant(match: GrantMatch, now: string): Promise<Approval | undefined> {
     const row = this.grantRow(match, now)
     return row === undefined ? undefined : this.withVotes(row)
   }
@@ -177,8 +129,7 @@ export class SqliteControls {
       ApprovalRow | undefined
   }
 
-  /** Returns the extra requests of granted, unexpired quota extensions for requester and quota. */
-  quotaExtension(requester: string, quota: string, now: string): number {
+  async quotaExtension(requester: string, quota: string, now: string): Promise<number> {
     const row = this.db
       .prepare(
         `SELECT COALESCE(SUM(extra), 0) AS extra FROM approvals WHERE requester = ?
@@ -189,8 +140,8 @@ export class SqliteControls {
     return row.extra
   }
 
-  /** Records that an application used `value` of `kind`; returns true the first time only. */
-  recordFirstUse(app: string, kind: string, value: string, at: string): boolean {
+  /** Inserts the first use with ON CONFLICT DO NOTHING, one statement and so atomic. */
+  async recordFirstUse(app: string, kind: string, value: string, at: string): Promise<boolean> {
     const result = this.db
       .prepare(
         `INSERT INTO first_uses (app, kind, value, first_seen) VALUES (?, ?, ?, ?)
@@ -200,8 +151,7 @@ export class SqliteControls {
     return result.changes === 1
   }
 
-  /** Sets a hold; an existing hold of the application is kept. */
-  putHold(hold: ApprovalHold): void {
+  async putHold(hold: ApprovalHold): Promise<void> {
     this.db
       .prepare(
         `INSERT INTO approval_holds (app, rule, group_name, required, created_at)
@@ -210,7 +160,7 @@ export class SqliteControls {
       .run(hold.app, hold.rule, hold.group, hold.required, hold.createdAt)
   }
 
-  hold(app: string): ApprovalHold | undefined {
+  async hold(app: string): Promise<ApprovalHold | undefined> {
     const row = this.db.prepare('SELECT * FROM approval_holds WHERE app = ?').get(app) as
       | { app: string; rule: string; group_name: string; required: number; created_at: string }
       | undefined
@@ -224,8 +174,7 @@ export class SqliteControls {
     }
   }
 
-  /** Removes the hold of an application; returns false when it had none. */
-  clearHold(app: string): boolean {
+  async clearHold(app: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM approval_holds WHERE app = ?').run(app).changes === 1
   }
 

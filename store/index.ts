@@ -14,10 +14,6 @@ export type {
   KeyType,
   KeyVersion,
   Store,
-} from './store.js'
-export { KEY_TYPES } from './store.js'
-export { SqliteStore } from './sqlite-store.js'
-export type {
   ActivationChallenge,
   AttestationKey,
   ChallengeRedemption,
@@ -25,6 +21,17 @@ export type {
   NoncePut,
   NonceRedemption,
   TpmRecords,
-} from './tpm-sqlite.js'
+  Approval,
+  ApprovalHold,
+  ApprovalStatus,
+  ApprovalVote,
+  ControlRecords,
+  GrantMatch,
+} from './store.js'
+export { KEY_TYPES } from './store.js'
+export { SqliteStore } from './sqlite-store.js'
+export { PostgresStore, MigrationError } from './postgres/index.js'
+export { openStore } from './open-store.js'
+export { StoreUnavailableError, type StoreUnavailableCause } from './store-unavailable.js'
 export { chainHash, GENESIS_HASH } from './audit-chain.js'
 export { AuditBatcher } from './audit-batcher.js'

@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { chainHash, GENESIS_HASH } from './audit-chain.js'
 import { SqliteAuditLog } from './audit-sqlite.js'
 import { SqliteControls } from './controls-sqlite.js'
 import { SqliteTpmRecords } from './tpm-sqlite.js'
@@ -42,32 +41,11 @@ interface ApplicationRow {
   created_at: string
 }
 
-interface AuditRow {
-  node: string
-  seq: number
-  time: string
-  principal: string
-  cert_serial: string | null
-  source_address: string | null
-  decision_id: string
-  operation: string
-  key_name: string | null
-  key_version: number | null
-  outcome: AuditEntry['outcome']
-  status: number
-  error_code: string | null
-  policy_ids: string
-  reason: string | null
-  request_digest: string
-  latency_ms: number
-  prev_hash: string
-  hash: string
-}
-
 /**
  * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so an appended audit
- * record survives a crash once `appendAudit` returns. Calls block the event loop for the
- * length of one small transaction.
+ * record survives a crash once `appendAudit` resolves. The async methods run their work
+ * synchronously through better-sqlite3 before they return, so each operation is one
+ * transaction that no await splits, and a call blocks the event loop for the length of it.
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database
@@ -76,6 +54,7 @@ export class SqliteStore implements Store {
   private readonly auditLog: SqliteAuditLog
   /** Approvals, approval holds and first uses, for dual control and anomaly rules. */
   readonly controls: SqliteControls
+  /** TPM attestation nonces, activation challenges and attestation keys. */
   readonly tpm: SqliteTpmRecords
 
   constructor(file: string) {
@@ -106,7 +85,7 @@ export class SqliteStore implements Store {
     })
   }
 
-  putKeyVersion(key: KeyVersion): void {
+  async putKeyVersion(key: KeyVersion): Promise<void> {
     this.db
       .prepare(
         `INSERT INTO keys (name, version, type, cka_id, label, state, owner, tags,
@@ -119,7 +98,7 @@ export class SqliteStore implements Store {
       .run({ ...key, tags: JSON.stringify(key.tags) })
   }
 
-  keyVersions(name: string): KeyVersion[] {
+  async keyVersions(name: string): Promise<KeyVersion[]> {
     const rows = this.statement('SELECT * FROM keys WHERE name = ? ORDER BY version DESC').all(
       name,
     ) as KeyRow[]
@@ -135,7 +114,7 @@ export class SqliteStore implements Store {
     return statement
   }
 
-  listKeys(): KeyVersion[] {
+  async listKeys(): Promise<KeyVersion[]> {
     const rows = this.db
       .prepare(
         `SELECT k.* FROM keys k
@@ -147,7 +126,7 @@ export class SqliteStore implements Store {
     return rows.map(toKeyVersion)
   }
 
-  putApplication(app: Application): void {
+  async putApplication(app: Application): Promise<void> {
     this.db
       .prepare(
         `INSERT INTO applications (name, team, hosts, addresses, suspended, created_at)
@@ -163,87 +142,52 @@ export class SqliteStore implements Store {
       })
   }
 
-  application(name: string): Application | undefined {
+  async application(name: string): Promise<Application | undefined> {
     const row = this.statement('SELECT * FROM applications WHERE name = ?').get(name) as
       ApplicationRow | undefined
     return row === undefined ? undefined : toApplication(row)
   }
 
-  listApplications(): Application[] {
+  async listApplications(): Promise<Application[]> {
     const rows = this.db
       .prepare('SELECT * FROM applications ORDER BY name')
       .all() as ApplicationRow[]
     return rows.map(toApplication)
   }
 
-  appendAudit(entry: AuditEntry): AuditRecord {
-    return this.appendAuditBatch([entry])[0]!
+  async appendAudit(entry: AuditEntry): Promise<AuditRecord> {
+    return this.auditLog.appendBatch([entry])[0]!
   }
 
-  appendAuditBatch(entries: AuditEntry[]): AuditRecord[] {
-    const lastOf = this.statement(
-      'SELECT seq, hash FROM audit WHERE node = ? ORDER BY seq DESC LIMIT 1',
-    )
-    const insert = this.statement(
-      `INSERT INTO audit (node, seq, time, principal, cert_serial, source_address,
-         decision_id, operation, key_name, key_version, outcome, status, error_code,
-         policy_ids, reason, request_digest, latency_ms, prev_hash, hash)
-       VALUES (@node, @seq, @time, @principal, @certSerial, @sourceAddress, @decisionId,
-         @operation, @key, @keyVersion, @outcome, @status, @errorCode, @policyIds, @reason,
-         @requestDigest, @latencyMs, @prevHash, @hash)`,
-    )
-    return this.db
-      .transaction(() => {
-        // The chain head of each writer, read once per transaction and advanced in memory.
-        const heads = new Map<string, { seq: number; hash: string }>()
-        return entries.map((entry) => {
-          const last =
-            heads.get(entry.node) ??
-            (lastOf.get(entry.node) as { seq: number; hash: string } | undefined)
-          const seq = (last?.seq ?? 0) + 1
-          const prevHash = last?.hash ?? GENESIS_HASH
-          const record: AuditRecord = {
-            ...entry,
-            seq,
-            prevHash,
-            hash: chainHash(prevHash, seq, entry),
-          }
-          insert.run({ ...record, policyIds: JSON.stringify(record.policyIds) })
-          heads.set(entry.node, { seq, hash: record.hash })
-          return record
-        })
-      })
-      .immediate()
+  async appendAuditBatch(entries: AuditEntry[]): Promise<AuditRecord[]> {
+    return this.auditLog.appendBatch(entries)
   }
 
-  auditRecords(node: string): AuditRecord[] {
-    const rows = this.db
-      .prepare('SELECT * FROM audit WHERE node = ? ORDER BY seq')
-      .all(node) as AuditRow[]
-    return rows.map(toAuditRecord)
+  async auditRecords(node: string): Promise<AuditRecord[]> {
+    return this.auditLog.records(node)
   }
 
-  auditRecordsAfter(writer: string, afterSeq: number, limit: number): AuditRecord[] {
+  async auditRecordsAfter(writer: string, afterSeq: number, limit: number): Promise<AuditRecord[]> {
     return this.auditLog.recordsAfter(writer, afterSeq, limit)
   }
 
-  auditHeads(): AuditHead[] {
+  async auditHeads(): Promise<AuditHead[]> {
     return this.auditLog.heads()
   }
 
-  putAuditCheckpoint(checkpoint: AuditCheckpoint): void {
+  async putAuditCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     this.auditLog.putCheckpoint(checkpoint)
   }
 
-  auditCheckpoints(writer: string): AuditCheckpoint[] {
+  async auditCheckpoints(writer: string): Promise<AuditCheckpoint[]> {
     return this.auditLog.checkpoints(writer)
   }
 
-  auditWriters(): string[] {
+  async auditWriters(): Promise<string[]> {
     return this.auditLog.writers()
   }
 
-  putCertificate(certificate: IssuedCertificate): void {
+  async putCertificate(certificate: IssuedCertificate): Promise<void> {
     this.statement(
       `INSERT INTO certificates (serial, app, host, addresses, not_before, not_after,
          key_protection, status, revoked_at, revocation_reason, issued_at)
@@ -252,20 +196,20 @@ export class SqliteStore implements Store {
     ).run({ ...certificate, addresses: JSON.stringify(certificate.addresses) })
   }
 
-  certificate(serial: string): IssuedCertificate | undefined {
+  async certificate(serial: string): Promise<IssuedCertificate | undefined> {
     const row = this.statement('SELECT * FROM certificates WHERE serial = ?').get(serial) as
       CertificateRow | undefined
     return row === undefined ? undefined : toCertificate(row)
   }
 
-  certificatesOf(app: string): IssuedCertificate[] {
+  async certificatesOf(app: string): Promise<IssuedCertificate[]> {
     const rows = this.statement(
       'SELECT * FROM certificates WHERE app = ? ORDER BY not_before, serial',
     ).all(app) as CertificateRow[]
     return rows.map(toCertificate)
   }
 
-  revokeCertificate(serial: string, reason: string, at: string): boolean {
+  async revokeCertificate(serial: string, reason: string, at: string): Promise<boolean> {
     const result = this.statement(
       `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
        WHERE serial = ? AND status = 'active'`,
@@ -273,7 +217,7 @@ export class SqliteStore implements Store {
     return result.changes === 1
   }
 
-  revokedCertificates(now: string): IssuedCertificate[] {
+  async revokedCertificates(now: string): Promise<IssuedCertificate[]> {
     const rows = this.statement(
       `SELECT * FROM certificates WHERE status = 'revoked' AND not_after > ?
        ORDER BY revoked_at, serial`,
@@ -281,7 +225,7 @@ export class SqliteStore implements Store {
     return rows.map(toCertificate)
   }
 
-  putEnrollmentToken(token: EnrollmentToken): void {
+  async putEnrollmentToken(token: EnrollmentToken): Promise<void> {
     this.statement(
       `INSERT INTO enrollment_tokens (token_hash, app, host, addresses, expires_at, created_at,
          used_at)
@@ -289,14 +233,14 @@ export class SqliteStore implements Store {
     ).run({ ...token, addresses: JSON.stringify(token.addresses) })
   }
 
-  enrollmentToken(tokenHash: string): EnrollmentToken | undefined {
+  async enrollmentToken(tokenHash: string): Promise<EnrollmentToken | undefined> {
     const row = this.statement('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(
       tokenHash,
     ) as TokenRow | undefined
     return row === undefined ? undefined : toToken(row)
   }
 
-  redeemEnrollmentToken(tokenHash: string, now: string): TokenRedemption {
+  async redeemEnrollmentToken(tokenHash: string, now: string): Promise<TokenRedemption> {
     return this.db
       .transaction((): TokenRedemption => {
         const row = this.statement('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(
@@ -314,7 +258,12 @@ export class SqliteStore implements Store {
       .immediate()
   }
 
-  recordSerialSeen(app: string, host: string, serial: string, notBefore: string): SerialSighting {
+  async recordSerialSeen(
+    app: string,
+    host: string,
+    serial: string,
+    notBefore: string,
+  ): Promise<SerialSighting> {
     return this.db
       .transaction((): SerialSighting => {
         const row = this.statement(
@@ -333,7 +282,7 @@ export class SqliteStore implements Store {
       .immediate()
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db.close()
   }
 }
@@ -413,29 +362,5 @@ function toApplication(row: ApplicationRow): Application {
     addresses: JSON.parse(row.addresses) as string[],
     suspended: row.suspended === 1,
     createdAt: row.created_at,
-  }
-}
-
-function toAuditRecord(row: AuditRow): AuditRecord {
-  return {
-    node: row.node,
-    seq: row.seq,
-    time: row.time,
-    principal: row.principal,
-    certSerial: row.cert_serial,
-    sourceAddress: row.source_address,
-    decisionId: row.decision_id,
-    operation: row.operation,
-    key: row.key_name,
-    keyVersion: row.key_version,
-    outcome: row.outcome,
-    status: row.status,
-    errorCode: row.error_code,
-    policyIds: JSON.parse(row.policy_ids) as string[],
-    reason: row.reason,
-    requestDigest: row.request_digest,
-    latencyMs: row.latency_ms,
-    prevHash: row.prev_hash,
-    hash: row.hash,
   }
 }

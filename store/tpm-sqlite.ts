@@ -1,48 +1,13 @@
 import type Database from 'better-sqlite3'
-
-/** An attestation key that an operator registered for one host with `hsmgate tpm register-ak`. */
-export interface AttestationKey {
-  /** TPM name of the key (nameAlg and digest of its TPMT_PUBLIC), lowercase hex. */
-  name: string
-  host: string
-  /** The marshalled TPMT_PUBLIC, base64. */
-  publicArea: string
-  registeredAt: string
-}
-
-/** The result of redeeming a TPM attestation nonce. */
-export type NonceRedemption = { ok: true } | { ok: false; reason: 'unknown' | 'used' | 'expired' }
-
-/** Limits on unexpired, unused nonces, checked in the transaction that stores a new one. */
-export interface NonceLimits {
-  /** Maximum for the nonce's own source. */
-  readonly perSource: number
-  /** Maximum over all sources that start with `prefix`, such as every client address. */
-  readonly perPrefix?: { readonly prefix: string; readonly max: number }
-}
-
-/** The result of storing a nonce: stored, or rejected by one of the limits. */
-export type NoncePut = { ok: true } | { ok: false; reason: 'source_limit' | 'total_limit' }
-
-/** A credential activation challenge of the EK certificate trust path. */
-export interface ActivationChallenge {
-  id: string
-  /** Hex SHA-256 of the secret that MakeCredential protected. */
-  secretHash: string
-  /** Hex TPM name of the attestation key the challenge was made for. */
-  akName: string
-  /** Hex SHA-256 of the attestation nonce of the request that received the challenge. */
-  nonceHash: string
-  /** Hex SHA-256 of the EK certificate's DER. */
-  ekFingerprint: string
-  issuedAt: string
-  expiresAt: string
-}
-
-/** The result of taking a challenge: its row, or why it cannot be answered. */
-export type ChallengeRedemption =
-  | { ok: true; challenge: ActivationChallenge }
-  | { ok: false; reason: 'unknown' | 'used' | 'expired' }
+import type {
+  ActivationChallenge,
+  AttestationKey,
+  ChallengeRedemption,
+  NonceLimits,
+  NoncePut,
+  NonceRedemption,
+  TpmRecords,
+} from './store.js'
 
 /** How long a used nonce or challenge stays stored, so a replay reports 'used', not 'unknown'. */
 const USED_RETENTION_MS = 24 * 3_600_000
@@ -51,7 +16,7 @@ const USED_RETENTION_MS = 24 * 3_600_000
  * TPM attestation state in SQLite: registered attestation keys and the single-use nonces that
  * enrollment and renewal put into TPM2_Certify. Only the SHA-256 of a nonce is stored.
  */
-export class SqliteTpmRecords {
+export class SqliteTpmRecords implements TpmRecords {
   constructor(private readonly db: Database.Database) {}
 
   /**
@@ -59,13 +24,13 @@ export class SqliteTpmRecords {
    * it deletes unused nonces that have expired and used ones older than a day, so the table holds
    * at most the outstanding nonces that the limits allow plus a day of redeemed ones.
    */
-  putNonce(
+  async putNonce(
     nonceHash: string,
     issuedAt: string,
     expiresAt: string,
     source: string,
     limits: NonceLimits,
-  ): NoncePut {
+  ): Promise<NoncePut> {
     const cutoff = new Date(Date.parse(issuedAt) - USED_RETENTION_MS).toISOString()
     return this.db
       .transaction((): NoncePut => {
@@ -101,13 +66,11 @@ export class SqliteTpmRecords {
       .immediate()
   }
 
-  /** Returns the number of stored nonce rows, used and expired ones included. */
-  nonceCount(): number {
+  async nonceCount(): Promise<number> {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM tpm_nonces').get() as { n: number }).n
   }
 
-  /** Stores an activation challenge and deletes challenges expired for more than a day. */
-  putChallenge(challenge: ActivationChallenge): void {
+  async putChallenge(challenge: ActivationChallenge): Promise<void> {
     const cutoff = new Date(Date.parse(challenge.issuedAt) - USED_RETENTION_MS).toISOString()
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM tpm_activation_challenges WHERE expires_at < ?').run(cutoff)
@@ -129,11 +92,7 @@ export class SqliteTpmRecords {
     })()
   }
 
-  /**
-   * Marks a challenge used and returns it, atomically, so that each challenge gets exactly one
-   * answer whether that answer is right or wrong. Fails for an unknown, used or expired one.
-   */
-  takeChallenge(id: string, now: string): ChallengeRedemption {
+  async takeChallenge(id: string, now: string): Promise<ChallengeRedemption> {
     return this.db
       .transaction((): ChallengeRedemption => {
         const row = this.db
@@ -150,8 +109,7 @@ export class SqliteTpmRecords {
       .immediate()
   }
 
-  /** Marks a nonce used, atomically; fails for an unknown, used or expired nonce. */
-  redeemNonce(nonceHash: string, now: string): NonceRedemption {
+  async redeemNonce(nonceHash: string, now: string): Promise<NonceRedemption> {
     return this.db
       .transaction((): NonceRedemption => {
         const row = this.db
@@ -168,8 +126,7 @@ export class SqliteTpmRecords {
       .immediate()
   }
 
-  /** Registers an attestation key, or moves an already registered one to `key.host`. */
-  putAttestationKey(key: AttestationKey): void {
+  async putAttestationKey(key: AttestationKey): Promise<void> {
     this.db
       .prepare(
         `INSERT INTO tpm_attestation_keys (name, host, public_area, registered_at)
@@ -180,8 +137,7 @@ export class SqliteTpmRecords {
       .run(key.name, key.host, key.publicArea, key.registeredAt)
   }
 
-  /** Returns the registered key with this name, or undefined. */
-  attestationKey(name: string): AttestationKey | undefined {
+  async attestationKey(name: string): Promise<AttestationKey | undefined> {
     const row = this.db.prepare('SELECT * FROM tpm_attestation_keys WHERE name = ?').get(name) as
       { name: string; host: string; public_area: string; registered_at: string } | undefined
     if (row === undefined) return undefined
@@ -193,8 +149,7 @@ export class SqliteTpmRecords {
     }
   }
 
-  /** Removes a registered key; returns false when the name is not registered. */
-  removeAttestationKey(name: string): boolean {
+  async removeAttestationKey(name: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM tpm_attestation_keys WHERE name = ?').run(name).changes > 0
   }
 }
@@ -221,16 +176,3 @@ function challengeOf(row: ChallengeRow): ActivationChallenge {
     expiresAt: row.expires_at,
   }
 }
-
-/** The TPM attestation part of the store interface. */
-export type TpmRecords = Pick<
-  SqliteTpmRecords,
-  | 'putNonce'
-  | 'nonceCount'
-  | 'redeemNonce'
-  | 'putChallenge'
-  | 'takeChallenge'
-  | 'putAttestationKey'
-  | 'attestationKey'
-  | 'removeAttestationKey'
->

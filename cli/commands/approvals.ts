@@ -188,7 +188,7 @@ async function issueIdentity(
     writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
     const serial = normalizeSerial(leaf.serialNumber)
     // Recorded like an application's certificate, so that 'hsmgate certs revoke --serial' works.
-    session.store.putCertificate({
+    await session.store.putCertificate({
       serial,
       app: `person:${name}`,
       host: '',

@@ -37,29 +37,25 @@ export async function runApps(argv: string[], logger: Logger): Promise<number> {
   try {
     const store = session.store
     if (subcommand === 'list') {
-      const apps = store.listApplications().map((app) => ({
-        ...app,
-        approval_hold: store.controls.hold(app.name) !== undefined,
-      }))
+      const apps = []
+      for (const app of await store.listApplications()) {
+        apps.push({ ...app, approval_hold: (await store.controls.hold(app.name)) !== undefined })
+      }
       process.stdout.write(JSON.stringify(apps, null, 2) + '\n')
       return EXIT.ok
     }
     if (name === undefined)
       throw new CliError(`apps ${subcommand} needs an application NAME`, EXIT.usage)
-    const app = store.application(name)
+    const app = await store.application(name)
     if (app === undefined) {
-      const known =
-        store
-          .listApplications()
-          .map((a) => a.name)
-          .join(', ') || 'none'
+      const known = (await store.listApplications()).map((a) => a.name).join(', ') || 'none'
       throw new CliError(
         `application '${name}' is not registered (registered: ${known}); run 'hsmgate apps list'`,
       )
     }
     const suspended = subcommand === 'suspend'
-    store.putApplication({ ...app, suspended })
-    const holdCleared = suspended ? false : store.controls.clearHold(name)
+    await store.putApplication({ ...app, suspended })
+    const holdCleared = suspended ? false : await store.controls.clearHold(name)
     const from = app.suspended ? 'suspended' : 'active'
     const to = suspended ? 'suspended' : 'active'
     logger.info({ app: name, hold_cleared: holdCleared }, `application state: ${from} -> ${to}`)

@@ -25,22 +25,22 @@ export async function runAuditExport(argv: string[], logger: Logger): Promise<nu
   })
   const since = integerOption('--since', values.since, 0, Number.MAX_SAFE_INTEGER)
   const intervalMs = integerOption('--interval', values.interval, MIN_INTERVAL_MS, MAX_INTERVAL_MS)
-  const source = openAuditSource(values)
+  const source = await openAuditSource(values)
   const positions = new Map<string, number>()
-  const writers = (): string[] =>
+  const writers = async (): Promise<string[]> =>
     values.writer === undefined ? source.store.auditWriters() : [values.writer]
 
   try {
-    await exportNew(source.store, writers(), positions, since)
+    await exportNew(source.store, await writers(), positions, since)
     if (!values.follow) return EXIT.ok
     const stop = stopSignal()
     logger.debug({ interval_ms: intervalMs }, 'following the audit log')
     while (!(await stop.wait(intervalMs))) {
-      await exportNew(source.store, writers(), positions, since)
+      await exportNew(source.store, await writers(), positions, since)
     }
     return EXIT.ok
   } finally {
-    source.store.close()
+    await source.store.close()
   }
 }
 
@@ -54,7 +54,7 @@ async function exportNew(
   for (const writer of writers) {
     let after = positions.get(writer) ?? since
     for (;;) {
-      const page = store.auditRecordsAfter(writer, after, PAGE_SIZE)
+      const page = await store.auditRecordsAfter(writer, after, PAGE_SIZE)
       for (const record of page) await writeLine(JSON.stringify(record))
       if (page.length > 0) after = page[page.length - 1]!.seq
       if (page.length < PAGE_SIZE) break

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfig, type LoadedConfig } from '../../config/load.js'
-import { SqliteStore } from '../../store/index.js'
+import { openStore, type Store } from '../../store/index.js'
 import { CliError, EXIT } from '../cli-error.js'
 
 /** Options that name the setup whose audit log a command reads. */
@@ -13,20 +13,24 @@ export const auditSourceOptions = {
 /** The config and store of the setup that `--config FILE` or `--dir DIR` names. */
 export interface AuditSource {
   config: LoadedConfig
-  store: SqliteStore
+  store: Store
 }
 
 /**
  * Opens the store of the setup: `--config FILE` when given, otherwise DIR/hsmgate.yaml. Throws
- * CliError when the store file does not exist, instead of creating an empty one.
+ * CliError when a SQLite store file does not exist, instead of creating an empty one.
  */
-export function openAuditSource(values: { config?: string; dir: string }): AuditSource {
+export async function openAuditSource(values: {
+  config?: string
+  dir: string
+}): Promise<AuditSource> {
   const config = loadConfig(values.config ?? join(values.dir, 'hsmgate.yaml'))
-  if (!existsSync(config.store.sqlite)) {
+  const file = config.store.sqlite
+  if (file !== undefined && !existsSync(file)) {
     throw new CliError(
-      `store ${config.store.sqlite} does not exist; check store.sqlite in ${config.file}`,
+      `store ${file} does not exist; check store.sqlite in ${config.file}`,
       EXIT.config,
     )
   }
-  return { config, store: new SqliteStore(config.store.sqlite) }
+  return { config, store: await openStore(config.store) }
 }

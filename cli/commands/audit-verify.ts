@@ -25,18 +25,20 @@ export async function runAuditVerify(argv: string[], _logger: Logger): Promise<n
       json: { type: 'boolean', default: false },
     },
   })
-  const source = openAuditSource(values)
+  const source = await openAuditSource(values)
   try {
     const keysFile = values['public-key'] ?? auditSettings(source.config).publicKeysFile
     const trusted = loadTrustedKeys(keysFile)
     if (values.receipt !== undefined) {
-      return verifyReceipt(source.store, trusted, values.receipt, values.json)
+      return await verifyReceipt(source.store, trusted, values.receipt, values.json)
     }
-    const writers = values.writer === undefined ? source.store.auditWriters() : [values.writer]
-    const results = writers.map((writer) => verifyWriter(source.store, writer, trusted))
+    const writers =
+      values.writer === undefined ? await source.store.auditWriters() : [values.writer]
+    const results: WriterVerification[] = []
+    for (const writer of writers) results.push(await verifyWriter(source.store, writer, trusted))
     return report(results, values.json)
   } finally {
-    source.store.close()
+    await source.store.close()
   }
 }
 
@@ -94,12 +96,12 @@ function writerLine(result: WriterVerification): string {
   return `${state} ${result.writer}: ${result.records} records verified, ${coverage}${tail}`
 }
 
-function verifyReceipt(
+async function verifyReceipt(
   store: Store,
   trusted: TrustedAuditKeys,
   value: string,
   json: boolean,
-): number {
+): Promise<number> {
   const text = value.trimStart().startsWith('{') ? value : readReceiptFile(value)
   let receipt
   try {
@@ -108,7 +110,7 @@ function verifyReceipt(
     if (error instanceof ReceiptError) throw new CliError(error.message, EXIT.usage)
     throw error
   }
-  const proof = proveReceipt(store, receipt, trusted)
+  const proof = await proveReceipt(store, receipt, trusted)
   if (json) process.stdout.write(JSON.stringify({ receipt, ...proof }) + '\n')
   else process.stdout.write(`${proof.status}: ${proof.message}\n`)
   if (proof.status === 'covered') return EXIT.ok

@@ -44,16 +44,16 @@ export function checkRevokeRequest(request: RevokeRequest): { serial?: string; a
  * Marks the named certificate, or every active certificate of the application, revoked in the
  * store. Throws when nothing is left to revoke, naming the serial or application.
  */
-export function revokeInStore(
+export async function revokeInStore(
   store: Pick<Store, 'certificate' | 'certificatesOf' | 'revokeCertificate'>,
   target: { serial?: string; app?: string },
   reason: string,
   now: Date,
-): IssuedCertificate[] {
+): Promise<IssuedCertificate[]> {
   const candidates =
     target.serial !== undefined
-      ? [store.certificate(target.serial)].filter((c) => c !== undefined)
-      : store.certificatesOf(target.app!)
+      ? [await store.certificate(target.serial)].filter((c) => c !== undefined)
+      : await store.certificatesOf(target.app!)
   if (target.serial !== undefined && candidates.length === 0) {
     throw new CliError(
       `no certificate with serial ${target.serial} in the store; list them with 'hsmgate certs list'`,
@@ -64,8 +64,10 @@ export function revokeInStore(
     const what = target.serial ?? `application '${target.app}'`
     throw new CliError(`${what} has no active certificate to revoke`)
   }
+  const revoked: IssuedCertificate[] = []
   for (const certificate of active) {
-    store.revokeCertificate(certificate.serial, reason, now.toISOString())
+    await store.revokeCertificate(certificate.serial, reason, now.toISOString())
+    revoked.push((await store.certificate(certificate.serial)) ?? certificate)
   }
-  return active.map((c) => store.certificate(c.serial) ?? c)
+  return revoked
 }

@@ -32,13 +32,17 @@ type Values = { app?: string; serial?: string; reason: string }
 
 async function list(session: KeysSession, values: Values): Promise<unknown> {
   const apps =
-    values.app === undefined ? session.store.listApplications().map((a) => a.name) : [values.app]
-  return apps.flatMap((app) => session.store.certificatesOf(app))
+    values.app === undefined
+      ? (await session.store.listApplications()).map((a) => a.name)
+      : [values.app]
+  const certificates = []
+  for (const app of apps) certificates.push(...(await session.store.certificatesOf(app)))
+  return certificates
 }
 
 async function revoke(session: KeysSession, values: Values): Promise<unknown> {
   const target = checkRevokeRequest(values)
-  const revoked = revokeInStore(session.store, target, values.reason, new Date())
+  const revoked = await revokeInStore(session.store, target, values.reason, new Date())
   const crl = await crlNow(session)
   return { revoked: revoked.map((c) => ({ serial: c.serial, app: c.app })), crl }
 }

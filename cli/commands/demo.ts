@@ -8,7 +8,7 @@ import { CliError, EXIT } from '../cli-error.js'
 import { createEmbeddedSetup } from '../init/embedded-setup.js'
 import { appTlsArgs, gatewayUrl, shellCommand, signCurlArgs } from '../up/curl-example.js'
 import { startGateway } from '../up/gateway.js'
-import { parsePort } from './init.js'
+import { parsePort, parseStatsPort } from './init.js'
 import { stopSignal } from './up.js'
 
 const run = promisify(execFile)
@@ -24,8 +24,9 @@ verification stay in DIR/demo so the printed commands can be run again.
 Options:
   --dir DIR           Directory of the setup. Default: ./var
   --port PORT         TCP port of the TLS listener when a new setup is created. Default: 8443
-  --admin-port PORT   TCP port of Envoy's admin interface when a new setup is created.
-                      Default: 9901
+  --stats-port PORT   TCP port on 127.0.0.1 that serves only GET /stats/prometheus and GET
+                      /ready of Envoy, when a new setup is created. Default: 9901
+  --admin-port PORT   Earlier name of --stats-port.
   --enroll-port PORT  TCP port of the enrollment listener when a new setup is created.
                       Default: 8444
 `
@@ -37,6 +38,7 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
     options: {
       dir: { type: 'string', default: 'var' },
       port: { type: 'string' },
+      'stats-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'enroll-port': { type: 'string' },
     },
@@ -49,7 +51,7 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
       force: false,
       listenAddress: '127.0.0.1',
       listenPort: parsePort(values.port, '--port', 8443),
-      adminPort: parsePort(values['admin-port'], '--admin-port', 9901),
+      statsPort: parseStatsPort(values),
       enrollPort: parsePort(values['enroll-port'], '--enroll-port', 8444),
       logger,
     })

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../../config/load.js'
 import type { Logger } from '../../log/logger.js'
 import { EXIT } from '../cli-error.js'
+import { checkAdminSocket, checkRenamedKeys } from '../doctor/admin-socket-check.js'
 import type { CheckResult } from '../doctor/check-result.js'
 import {
   checkCaCertificate,
@@ -18,8 +19,8 @@ export const doctorHelp = `Usage: hsmgate doctor [options]
 Checks an installation and prints, for each problem, what to do: the Envoy binary and its
 version, that each PKCS#11 module loads and its token is present, the PIN files' modes
 (0600 or 0400) and owner, the clock against the CA certificate and the audit, the store and
-its migrations, the CA certificate, that the ports are free or used by this gateway, and the
-policy directory. It does not log in to a token and never prints a PIN.
+its migrations, the CA certificate, that the ports are free or used by this gateway, that
+Envoy's admin socket has mode 0600, and the policy directory. It does not log in to a token and never prints a PIN.
 
 Exit codes: 0 when no check failed (warnings allowed), 1 when at least one failed.
 
@@ -40,7 +41,9 @@ export async function runDoctor(argv: string[], _logger: Logger): Promise<number
   const config = loadConfig(values.config)
   const results: CheckResult[] = [
     { name: 'config', status: 'ok', detail: `${config.file} is valid` },
+    ...checkRenamedKeys(config),
     checkEnvoy(),
+    checkAdminSocket(config),
     ...checkMembers(config),
     checkClock(config),
     checkStore(config),

@@ -15,7 +15,10 @@ Options:
   --force             Delete an existing setup in DIR first, HSM tokens and keys included.
   --listen ADDRESS    Address the gateway's TLS listener binds. Default: 127.0.0.1
   --port PORT         TCP port of the TLS listener. Default: 8443
-  --admin-port PORT   TCP port of Envoy's admin interface, bound to 127.0.0.1. Default: 9901
+  --stats-port PORT   TCP port on 127.0.0.1 that serves only GET /stats/prometheus and GET
+                      /ready of Envoy's admin interface, which itself listens on a Unix
+                      socket in the runtime directory. Default: 9901
+  --admin-port PORT   Earlier name of --stats-port.
   --enroll-port PORT  TCP port of the enrollment listener (server TLS only, POST /v1/enroll
                       only) on the listen address. Default: 8444
 `
@@ -30,6 +33,23 @@ export function parsePort(value: string | undefined, option: string, fallback: n
   return port
 }
 
+/**
+ * Parses --stats-port, or its earlier name --admin-port, with the default 9901. Throws CliError
+ * when both are given.
+ */
+export function parseStatsPort(values: { 'stats-port'?: string; 'admin-port'?: string }): number {
+  const stats = values['stats-port']
+  const admin = values['admin-port']
+  if (stats !== undefined && admin !== undefined) {
+    throw new CliError(
+      '--admin-port is the earlier name of --stats-port, and both are given; use --stats-port only',
+      EXIT.usage,
+    )
+  }
+  if (admin !== undefined) return parsePort(admin, '--admin-port', 9901)
+  return parsePort(stats, '--stats-port', 9901)
+}
+
 /** `hsmgate init`: writes the setup and prints its directory on stdout. */
 export async function runInit(argv: string[], logger: Logger): Promise<number> {
   const { values } = parseArgs({
@@ -39,6 +59,7 @@ export async function runInit(argv: string[], logger: Logger): Promise<number> {
       force: { type: 'boolean', default: false },
       listen: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string' },
+      'stats-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'enroll-port': { type: 'string' },
     },
@@ -48,7 +69,7 @@ export async function runInit(argv: string[], logger: Logger): Promise<number> {
     force: values.force,
     listenAddress: values.listen,
     listenPort: parsePort(values.port, '--port', 8443),
-    adminPort: parsePort(values['admin-port'], '--admin-port', 9901),
+    statsPort: parseStatsPort(values),
     enrollPort: parsePort(values['enroll-port'], '--enroll-port', 8444),
     logger,
   })

@@ -3,12 +3,12 @@ import { loadConfig, type LoadedConfig } from '../../config/load.js'
 import { HsmCluster } from '../../crypto-backend/hsm/index.js'
 import { KeyLifecycle } from '../../crypto-backend/keys/key-lifecycle.js'
 import type { Logger } from '../../log/logger.js'
-import { SqliteStore } from '../../store/index.js'
+import { openStore, type Store } from '../../store/index.js'
 
 /** The store and HSM cluster of a setup, opened by `hsmgate keys` for one command. */
 export interface KeysSession {
   config: LoadedConfig
-  store: SqliteStore
+  store: Store
   cluster?: HsmCluster
   lifecycle?: KeyLifecycle
   close(): Promise<void>
@@ -25,7 +25,7 @@ export async function openKeysSession(
   hsm: boolean,
 ): Promise<KeysSession> {
   const config = loadConfig(join(dir, 'hsmgate.yaml'))
-  const store = new SqliteStore(config.store.sqlite)
+  const store = await openStore(config.store)
   let cluster: HsmCluster | undefined
   try {
     if (hsm) {
@@ -36,7 +36,7 @@ export async function openKeysSession(
       })
     }
   } catch (error) {
-    store.close()
+    await store.close()
     throw error
   }
   return {
@@ -46,7 +46,7 @@ export async function openKeysSession(
     lifecycle: cluster === undefined ? undefined : new KeyLifecycle(store, cluster),
     close: async () => {
       await cluster?.close()
-      store.close()
+      await store.close()
     },
   }
 }

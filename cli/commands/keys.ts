@@ -55,10 +55,12 @@ function required(name: string | undefined): string {
 }
 
 async function check(session: KeysSession, name: string | undefined) {
-  const keys = session.store.listKeys().filter((k) => name === undefined || k.name === name)
+  const keys = (await session.store.listKeys()).filter((k) => name === undefined || k.name === name)
   if (name !== undefined && keys.length === 0) throw new CliError(`key '${name}' not found`)
+  const versions = []
+  for (const k of keys) versions.push(...(await session.store.keyVersions(k.name)))
   const report = []
-  for (const key of keys.flatMap((k) => session.store.keyVersions(k.name))) {
+  for (const key of versions) {
     if (key.state === 'destroyed') continue
     const states = await inspectKey(session.cluster!, Buffer.from(key.ckaId, 'hex'))
     const divergent = divergentMembers(states)
@@ -73,7 +75,7 @@ async function check(session: KeysSession, name: string | undefined) {
 }
 
 const SUBCOMMANDS: Record<string, { hsm: boolean; run: Subcommand }> = {
-  list: { hsm: false, run: async (s) => s.store.listKeys().map(keyMetadata) },
+  list: { hsm: false, run: async (s) => (await s.store.listKeys()).map(keyMetadata) },
   create: {
     hsm: true,
     run: async (s, name, v) => {

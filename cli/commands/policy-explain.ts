@@ -8,7 +8,7 @@ import {
 import type { PolicyDecision, PolicyEngine } from '../../authz/policy-engine.js'
 import type { PolicyRequest } from '../../authz/policy-request.js'
 import type { Logger } from '../../log/logger.js'
-import { SqliteStore } from '../../store/sqlite-store.js'
+import { openStore } from '../../store/open-store.js'
 import { CliError, EXIT } from '../cli-error.js'
 import { chosenPolicyDir, loadEngineOrExit, setupConfig } from './policy-source.js'
 
@@ -46,13 +46,14 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values']
 
 /** `hsmgate policy explain`: prints a decision and the policies that determined it. */
-export function runPolicyExplain(argv: string[], _logger: Logger): Promise<number> {
+export async function runPolicyExplain(argv: string[], _logger: Logger): Promise<number> {
   const { values } = parseArgs({ args: argv, options: OPTIONS })
-  const { request, policies } = values.file === undefined ? fromStore(values) : fromFile(values)
+  const { request, policies } =
+    values.file === undefined ? await fromStore(values) : fromFile(values)
   const engine = loadEngineOrExit(values.policies ?? policies ?? chosenPolicyDir(values))
   const decision = engine.decide(request)
   process.stdout.write(render(engine, decision))
-  return Promise.resolve(decision.allowed ? EXIT.ok : EXIT.failure)
+  return decision.allowed ? EXIT.ok : EXIT.failure
 }
 
 function fromFile(values: Values): { request: PolicyRequest; policies?: string } {
@@ -69,19 +70,22 @@ function fromFile(values: Values): { request: PolicyRequest; policies?: string }
   }
 }
 
-function fromStore(values: Values): { request: PolicyRequest; policies?: string } {
+async function fromStore(values: Values): Promise<{ request: PolicyRequest; policies?: string }> {
   if (values.principal === undefined || values.action === undefined) {
     throw new CliError('give --principal and --action, or --file and --case', EXIT.usage)
   }
-  const store = new SqliteStore(setupConfig(values.dir).store.sqlite)
+  const store = await openStore(setupConfig(values.dir).store)
   try {
     const principal = values.principal.startsWith('service:')
       ? { kind: 'service' as const, name: values.principal.slice('service:'.length) }
-      : { kind: 'application' as const, application: store.application(values.principal) }
+      : {
+          kind: 'application' as const,
+          application: await store.application(values.principal),
+        }
     if (principal.kind === 'application' && principal.application === undefined) {
       throw new CliError(`no application named '${values.principal}' in the store`, EXIT.usage)
     }
-    const key = values.key === undefined ? undefined : store.keyVersions(values.key)[0]
+    const key = values.key === undefined ? undefined : (await store.keyVersions(values.key))[0]
     if (values.key !== undefined && key === undefined) {
       throw new CliError(`no key named '${values.key}' in the store`, EXIT.usage)
     }
@@ -94,7 +98,7 @@ function fromStore(values: Values): { request: PolicyRequest; policies?: string 
       },
     }
   } finally {
-    store.close()
+    await store.close()
   }
 }
 

@@ -4,11 +4,13 @@ import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadConfig, type LoadedConfig } from '../../config/load.js'
+import { renamedKeyWarnings } from '../../config/renamed-keys.js'
 import { projectRoot } from '../../config/project-root.js'
 import { renderBootstrap, resolveEnvoyBinary } from '../../envoy/index.js'
 import type { Logger } from '../../log/logger.js'
 import { publishStatus } from '../../metrics/status-file.js'
 import { CliError, EXIT } from '../cli-error.js'
+import { envoyStatusDetails } from '../up/gateway.js'
 
 export const runHelp = `Usage: hsmgate run envoy|authz|backend [options]
 
@@ -17,7 +19,8 @@ restart and stop each process on its own. 'hsmgate up' runs all three under one 
 instead. SIGTERM and SIGINT are passed to the process; the exit code is the process's.
 
 Processes:
-  envoy    Renders the Envoy bootstrap into runtime_dir/envoy.json and runs Envoy.
+  envoy    Renders the Envoy bootstrap into runtime_dir/envoy.json and runs Envoy. Its admin
+           interface listens on runtime_dir/envoy-admin.sock with mode 0600.
   authz    Runs the ext_authz service on runtime_dir/authz.sock.
   backend  Runs the crypto backend on runtime_dir/backend.sock; the only process that reads
            HSM PINs.
@@ -63,6 +66,7 @@ async function runEnvoy(
   logger: Logger,
 ): Promise<number> {
   const binary = resolveEnvoyBinary(projectRoot())
+  for (const warning of renamedKeyWarnings(config)) logger.warn(warning)
   const accessLog = accessLogOption ?? join(config.dir, 'logs', 'envoy-access.log')
   mkdirSync(dirname(accessLog), { recursive: true, mode: 0o700 })
   // Envoy would create the access log with mode 0644; it names principals and addresses.
@@ -80,7 +84,7 @@ async function runEnvoy(
       process: 'envoy',
       logger,
       pid,
-      details: () => ({ admin_port: config.envoy.admin_port, listen_port: config.listen.port }),
+      details: () => envoyStatusDetails(config),
     }),
   )
 }

@@ -2,11 +2,11 @@ import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadConfig, type LoadedConfig } from '../../config/load.js'
+import { envoyAdminGet } from '../../envoy/index.js'
 import type { Logger } from '../../log/logger.js'
 import type { RecentEvent } from '../../log/recent-events.js'
 import { CliError, EXIT } from '../cli-error.js'
 import {
-  envoyReady,
   pidState,
   processFromSnapshot,
   readSnapshot,
@@ -19,8 +19,9 @@ export const statusHelp = `Usage: hsmgate status [options]
 Shows a running gateway: each process (up or down, pid), each HSM member's state and counters,
 the policy set in force, the expiry of the serving and CA certificates, and the last warnings,
 errors and alerts of authz and the crypto backend. It reads the status files in
-runtime_dir/status/ and asks Envoy's admin port on 127.0.0.1, so it needs read access to the
-runtime directory and nothing more.
+runtime_dir/status/ and GETs Envoy's /ready through the stats listener on 127.0.0.1, so it
+needs read access to the runtime directory and nothing more. Without envoy.stats_port it asks
+Envoy's admin socket instead, which only root and Envoy's user may connect to.
 
 Exit codes: 0 when every process is up, 1 when some are down, 3 when none is running.
 
@@ -48,7 +49,7 @@ export async function runStatus(argv: string[], _logger: Logger): Promise<number
   if (upCount === 0) {
     throw new CliError(
       `gateway ${config.node_id} is not running: no status files in ${config.runtime_dir}/status ` +
-        `and no Envoy on admin port ${config.envoy.admin_port}; start it with 'hsmgate up' ` +
+        `and no Envoy answering /ready; start it with 'hsmgate up' ` +
         'or the systemd units',
       EXIT_NOT_RUNNING,
     )
@@ -57,7 +58,7 @@ export async function runStatus(argv: string[], _logger: Logger): Promise<number
   return upCount === report.processes.length ? EXIT.ok : EXIT.failure
 }
 
-/** Collects the report from the status files, Envoy's admin port and the CA certificate. */
+/** Collects the report from the status files, Envoy's /ready and the CA certificate. */
 export async function collectStatus(config: LoadedConfig): Promise<StatusReport> {
   const authz = processFromSnapshot('authz', readSnapshot(config.runtime_dir, 'authz'))
   const backend = processFromSnapshot(
@@ -91,15 +92,17 @@ export async function collectStatus(config: LoadedConfig): Promise<StatusReport>
 }
 
 async function envoyState(config: LoadedConfig): Promise<ProcessState> {
-  const ready = await envoyReady(config.envoy.admin_port)
+  const ready = await envoyAdminGet(config, '/ready')
   const snapshot = readSnapshot(config.runtime_dir, 'envoy')
   const pid =
     snapshot !== undefined && pidState(snapshot.pid) === 'alive' ? snapshot.pid : undefined
   const withPid = pid === undefined ? {} : { pid }
-  if (ready === undefined) {
-    return { name: 'envoy', up: false, ...withPid, note: 'admin port does not answer' }
+  if (!ready.reached) {
+    const note = `no answer to /ready on the ${ready.via} (${ready.reason})`
+    return { name: 'envoy', up: false, ...withPid, note }
   }
-  const note = ready.startsWith('200') ? undefined : `admin /ready answered ${ready}`
+  const answer = `${ready.status} ${ready.body.trim()}`
+  const note = ready.status === 200 ? undefined : `/ready answered ${answer}`
   return { name: 'envoy', up: true, ...withPid, ...(note === undefined ? {} : { note }) }
 }
 

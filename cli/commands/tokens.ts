@@ -78,13 +78,13 @@ export async function runTokens(argv: string[], logger: Logger): Promise<number>
   const ttlMs = parseTtl(values.ttl)
   const session = await openKeysSession(values.dir, logger, false)
   try {
-    if (session.store.application(values.app) === undefined) {
+    if ((await session.store.application(values.app)) === undefined) {
       throw new CliError(`application '${values.app}' is not registered`)
     }
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
     const now = new Date()
     const expiresAt = new Date(now.getTime() + ttlMs).toISOString()
-    session.store.putEnrollmentToken({
+    await session.store.putEnrollmentToken({
       tokenHash: createHash('sha256').update(token, 'utf8').digest('hex'),
       app: values.app,
       ...binding,

@@ -64,7 +64,7 @@ async function register(
   }
   const session = await openKeysSession(values.dir ?? 'var', logger, false)
   try {
-    session.store.tpm.putAttestationKey({
+    await session.store.tpm.putAttestationKey({
       name,
       host,
       publicArea: publicArea.toString('base64'),
@@ -85,7 +85,7 @@ async function remove(values: Record<string, string | undefined>, logger: Logger
   }
   const session = await openKeysSession(values.dir ?? 'var', logger, false)
   try {
-    if (!session.store.tpm.removeAttestationKey(name)) {
+    if (!(await session.store.tpm.removeAttestationKey(name))) {
       throw new CliError(`attestation key ${name} is not registered`)
     }
   } finally {

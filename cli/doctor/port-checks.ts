@@ -1,6 +1,7 @@
 import { request } from 'node:http'
 import { createServer } from 'node:net'
-import type { LoadedConfig } from '../../config/load.js'
+import { statsPortField, type LoadedConfig } from '../../config/load.js'
+import { envoyAdminGet } from '../../envoy/index.js'
 import { fail, ok, type CheckResult } from './check-result.js'
 
 interface PortUse {
@@ -13,10 +14,10 @@ interface PortUse {
 export function configuredPorts(config: LoadedConfig): PortUse[] {
   const ports: PortUse[] = [
     { field: 'listen.port', address: config.listen.address, port: config.listen.port },
-    { field: 'envoy.admin_port', address: '127.0.0.1', port: config.envoy.admin_port },
   ]
   const optional: Array<[string, string, number | undefined]> = [
     ['listen.enroll_port', config.listen.address, config.listen.enroll_port],
+    [statsPortField(config), '127.0.0.1', config.envoy.stats_port],
     ['metrics.authz_port', '127.0.0.1', config.metrics.authz_port],
     ['metrics.backend_port', '127.0.0.1', config.metrics.backend_port],
   ]
@@ -28,11 +29,12 @@ export function configuredPorts(config: LoadedConfig): PortUse[] {
 
 /**
  * Checks each configured port: free, or held by this gateway. A held port counts as this
- * gateway's when Envoy's admin port responds and lists a listener on it, or, for a metrics port,
+ * gateway's when Envoy's listener statistics name a listener on it, or, for a metrics port,
  * when it serves hsmgate metrics.
  */
 export async function checkPorts(config: LoadedConfig): Promise<CheckResult[]> {
-  const listeners = await httpGet(config.envoy.admin_port, '/listeners?format=json')
+  const stats = await envoyAdminGet(config, '/stats/prometheus?filter=listener')
+  const listeners = stats.reached && stats.status === 200 ? stats.body : undefined
   const results: CheckResult[] = []
   for (const use of configuredPorts(config)) {
     const name = `port ${use.field}`
@@ -54,15 +56,16 @@ export async function checkPorts(config: LoadedConfig): Promise<CheckResult[]> {
   return results
 }
 
+/**
+ * Envoy names each listener's statistics after its address, such as
+ * `envoy_listener_address="127.0.0.1_8443"` or `"[::]_8443"`, so a port's listener shows up as
+ * a label value ending in `_PORT"`.
+ */
 async function heldByGateway(use: PortUse, listeners: string | undefined): Promise<boolean> {
-  if (use.field === 'envoy.admin_port') return listeners !== undefined
   if (use.field.startsWith('metrics.')) {
     return (await httpGet(use.port, '/metrics'))?.includes('hsmgate_') ?? false
   }
-  return (
-    listeners?.includes(`"port_value": ${use.port}`) === true ||
-    listeners?.includes(`"port_value":${use.port}`) === true
-  )
+  return listeners?.includes(`_${use.port}"`) === true
 }
 
 function bindError(address: string, port: number): Promise<string | undefined> {

@@ -29,7 +29,8 @@ export function softhsmConf(layout: StateLayout): string {
 export interface ConfigOptions {
   listenAddress: string
   listenPort: number
-  adminPort: number
+  /** Port of Envoy's stats listener on 127.0.0.1 (GET /stats/prometheus and GET /ready). */
+  statsPort: number
   /** Port of the enrollment listener on the listen address; absent: no such listener. */
   enrollPort?: number
   members: Array<{ name: string; label: string }>
@@ -49,7 +50,7 @@ export function gatewayConfig(options: ConfigOptions): string {
       port: options.listenPort,
       enroll_port: options.enrollPort,
     },
-    envoy: { admin_port: options.adminPort, max_request_bytes: 65536, request_timeout: '30s' },
+    envoy: { stats_port: options.statsPort, max_request_bytes: 65536, request_timeout: '30s' },
     tls: { trust_bundle: 'pki/trust-bundle.pem', server_cert_lifetime: '24h' },
     authz: { policies: 'policies', decision_secret: 'secrets/decision.key' },
     backend: { decision_secret: 'secrets/decision.key', decision_max_age_ms: 30000 },

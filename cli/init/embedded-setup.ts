@@ -38,7 +38,7 @@ export interface InitOptions {
   force: boolean
   listenAddress: string
   listenPort: number
-  adminPort: number
+  statsPort: number
   enrollPort: number
   logger: Logger
 }
@@ -124,7 +124,7 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
       gatewayConfig({
         listenAddress: options.listenAddress,
         listenPort: options.listenPort,
-        adminPort: options.adminPort,
+        statsPort: options.statsPort,
         enrollPort: options.enrollPort,
         members: MEMBERS,
         caKeyId: caKeyId.toString('hex'),
@@ -132,7 +132,7 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
       }),
     )
   } finally {
-    store.close()
+    await store.close()
     await cluster.close()
   }
 }
@@ -200,7 +200,7 @@ async function enrolDemoApp(
     uri: [appPrincipal(DEMO_TRUST_DOMAIN, app)],
   })
   writePublicFile(`${dir}/ca.crt`, caCert.toString('pem') + '\n')
-  store.putApplication({
+  await store.putApplication({
     name: app,
     team: 'demo',
     hosts: ['localhost'],
@@ -209,7 +209,7 @@ async function enrolDemoApp(
     createdAt: new Date().toISOString(),
   })
   // Recorded so that 'hsmgate certs revoke' can revoke it.
-  store.putCertificate(issuedRecord(cert, app, 'localhost', ['127.0.0.1', '::1']))
+  await store.putCertificate(issuedRecord(cert, app, 'localhost', ['127.0.0.1', '::1']))
 
   const keys: Array<{ name: string; type: KeyType }> = [
     { name: `${app}-signing`, type: 'ec-p256' },
@@ -223,7 +223,7 @@ async function enrolDemoApp(
     } else {
       await cluster.generateAesKey({ id: ckaId, label }, 256)
     }
-    store.putKeyVersion({
+    await store.putKeyVersion({
       name: key.name,
       version: 1,
       type: key.type,

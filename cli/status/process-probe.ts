@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import type { StatusProcess, StatusSnapshot } from '../../metrics/status-file.js'
 import { STATUS_REFRESH_MS, statusDir } from '../../metrics/status-file.js'
@@ -54,22 +53,4 @@ export function processFromSnapshot(
   const note =
     age > STALE_AFTER_MS ? `status not refreshed for ${Math.round(age / 1000)} s` : undefined
   return { name, up: true, pid: snapshot.pid, snapshot, ...(note === undefined ? {} : { note }) }
-}
-
-/** GETs Envoy's admin /ready on 127.0.0.1; resolves with the body, or undefined when down. */
-export function envoyReady(adminPort: number, timeoutMs = 2_000): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host: '127.0.0.1', port: adminPort, path: '/ready', timeout: timeoutMs },
-      (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => (body += chunk))
-        res.on('end', () => resolve(`${res.statusCode ?? 0} ${body.trim()}`))
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', () => resolve(undefined))
-    req.end()
-  })
 }

@@ -1,6 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { socketPaths, type LoadedConfig } from '../../config/load.js'
+import { socketPaths, statsPortField, type LoadedConfig } from '../../config/load.js'
+import { renamedKeyWarnings } from '../../config/renamed-keys.js'
 import { projectRoot } from '../../config/project-root.js'
 import { renderBootstrap, resolveEnvoyBinary } from '../../envoy/index.js'
 import type { Logger } from '../../log/logger.js'
@@ -37,8 +38,11 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const root = projectRoot()
   const envoyBin = resolveEnvoyBinary(root)
+  for (const warning of renamedKeyWarnings(config)) logger.warn(warning)
   await assertPortFree(config.listen.address, config.listen.port, 'listener')
-  await assertPortFree('127.0.0.1', config.envoy.admin_port, 'Envoy admin port')
+  if (config.envoy.stats_port !== undefined) {
+    await assertPortFree('127.0.0.1', config.envoy.stats_port, statsPortField(config))
+  }
   if (config.listen.enroll_port !== undefined) {
     await assertPortFree(config.listen.address, config.listen.enroll_port, 'enrollment listener')
   }
@@ -106,7 +110,7 @@ export async function startGateway(
         process: 'envoy',
         logger,
         pid: () => supervisor.pid('envoy'),
-        details: () => ({ admin_port: config.envoy.admin_port, listen_port: config.listen.port }),
+        details: () => envoyStatusDetails(config),
       })
     }
     const probeProblem = aborted()
@@ -121,6 +125,15 @@ export async function startGateway(
     throw error
   }
   return { stop, pids: () => supervisor.pids(), fatal }
+}
+
+/** Details of Envoy's status file: where its listeners and its admin interface are. */
+export function envoyStatusDetails(config: LoadedConfig): Record<string, unknown> {
+  return {
+    listen_port: config.listen.port,
+    stats_port: config.envoy.stats_port ?? null,
+    admin_socket: socketPaths(config).envoyAdmin,
+  }
 }
 
 async function waitForFiles(paths: string[], deadlineMs: number, aborted: () => boolean) {

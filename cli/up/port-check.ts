@@ -19,7 +19,7 @@ export async function assertPortFree(address: string, port: number, what: string
   throw new CliError(
     `${what} ${address}:${port} cannot be bound (${problem}); another gateway may be running ` +
       "there: stop it, or create a setup on other ports with 'hsmgate init --port PORT " +
-      "--admin-port PORT'",
+      "--stats-port PORT'",
     EXIT.config,
   )
 }

@@ -128,7 +128,7 @@ describe('audit key', () => {
     ).toThrow()
   })
 
-  it('is published to the trusted key file once', () => {
+  it('is published to the trusted key file once', async () => {
     const file = join(env.dir, 'pki', 'audit-keys.pem')
     expect(publishAuditPublicKey(file, key.publicKeyPem)).toBe(true)
     expect(publishAuditPublicKey(file, key.publicKeyPem)).toBe(false)
@@ -144,17 +144,17 @@ describe('audit checkpointer', () => {
       intervalMs: 3_600_000,
       logger,
     })
-    store.appendAuditBatch([1, 2, 3, 4].map((n) => entry('node-1', n)))
-    store.appendAuditBatch([1, 2, 3, 4, 5].map((n) => entry('node-1/authz', n)))
+    await store.appendAuditBatch([1, 2, 3, 4].map((n) => entry('node-1', n)))
+    await store.appendAuditBatch([1, 2, 3, 4, 5].map((n) => entry('node-1/authz', n)))
     const signed = await checkpointer.checkpoint(false)
     expect(signed.map((c) => [c.writer, c.seq])).toEqual([['node-1/authz', 5]])
 
-    store.appendAuditBatch([entry('node-1', 5)])
+    await store.appendAuditBatch([entry('node-1', 5)])
     const next = await checkpointer.checkpoint(false)
     expect(next.map((c) => [c.writer, c.seq])).toEqual([['node-1', 5]])
-    const [checkpoint] = store.auditCheckpoints('node-1')
-    expect(checkpoint?.headHash).toBe(store.auditRecords('node-1')[4]?.hash)
-    store.close()
+    const [checkpoint] = await store.auditCheckpoints('node-1')
+    expect(checkpoint?.headHash).toBe((await store.auditRecords('node-1'))[4]?.hash)
+    await store.close()
   })
 
   it('signs new records once the interval has passed', async () => {
@@ -167,14 +167,14 @@ describe('audit checkpointer', () => {
       logger,
       now: () => now,
     })
-    store.appendAuditBatch([entry('node-1', 1), entry('node-1', 2)])
+    await store.appendAuditBatch([entry('node-1', 1), entry('node-1', 2)])
     expect(await checkpointer.checkpoint(false)).toEqual([])
     now += 60_000
     const signed = await checkpointer.checkpoint(false)
     expect(signed.map((c) => c.seq)).toEqual([2])
     now += 60_000
     expect(await checkpointer.checkpoint(false)).toEqual([])
-    store.close()
+    await store.close()
   })
 
   it('signs every unsigned head at stop', async () => {
@@ -186,13 +186,13 @@ describe('audit checkpointer', () => {
       logger,
     })
     checkpointer.start()
-    store.appendAuditBatch([entry('node-1', 1), entry('node-1/authz', 1), entry('node-1', 2)])
+    await store.appendAuditBatch([entry('node-1', 1), entry('node-1/authz', 1), entry('node-1', 2)])
     const signed = await checkpointer.stop()
     expect(signed.map((c) => [c.writer, c.seq])).toEqual([
       ['node-1', 2],
       ['node-1/authz', 1],
     ])
-    store.close()
+    await store.close()
   })
 
   it('stores checkpoints that verify only with the trusted key', async () => {
@@ -203,9 +203,9 @@ describe('audit checkpointer', () => {
       intervalMs: 3_600_000,
       logger,
     })
-    store.appendAuditBatch([entry('node-1', 1)])
+    await store.appendAuditBatch([entry('node-1', 1)])
     await checkpointer.checkpoint(false)
-    const [checkpoint] = store.auditCheckpoints('node-1')
+    const [checkpoint] = await store.auditCheckpoints('node-1')
     const trusted = new TrustedAuditKeys()
     trusted.addPem(key.publicKeyPem)
     expect(checkCheckpoint(checkpoint!, trusted)).toEqual({ ok: true })
@@ -216,6 +216,6 @@ describe('audit checkpointer', () => {
     const foreign = { ...checkpoint!, publicKey: other.publicKeyPem }
     expect(checkCheckpoint(foreign, trusted)).toEqual({ ok: false, reason: 'untrusted_key' })
     expect(checkpointText(checkpoint!)).toContain(`head=${checkpoint!.headHash}\n`)
-    store.close()
+    await store.close()
   })
 })

@@ -97,8 +97,8 @@ export class AuditCheckpointer {
 
   private async signDue(force: boolean): Promise<AuditCheckpoint[]> {
     const signed: AuditCheckpoint[] = []
-    for (const head of this.store.auditHeads()) {
-      const last = this.lastCheckpoint(head.writer)
+    for (const head of await this.store.auditHeads()) {
+      const last = await this.lastCheckpoint(head.writer)
       if (head.seq <= last.seq) continue
       const due =
         force ||
@@ -110,11 +110,10 @@ export class AuditCheckpointer {
     return signed
   }
 
-  private lastCheckpoint(writer: string): LastCheckpoint {
+  private async lastCheckpoint(writer: string): Promise<LastCheckpoint> {
     let last = this.last.get(writer)
     if (last === undefined) {
-      const own = this.store
-        .auditCheckpoints(writer)
+      const own = (await this.store.auditCheckpoints(writer))
         .filter((checkpoint) => checkpoint.signer === this.options.signer)
         .at(-1)
       last = { seq: own?.seq ?? 0, atMs: own === undefined ? this.startedMs : Date.parse(own.time) }
@@ -139,7 +138,7 @@ export class AuditCheckpointer {
       publicKey: this.key.publicKeyPem,
       signature: signature.toString('base64'),
     }
-    this.store.putAuditCheckpoint(checkpoint)
+    await this.store.putAuditCheckpoint(checkpoint)
     this.last.set(head.writer, { seq: head.seq, atMs: nowMs })
     this.options.logger.debug({ writer: head.writer, seq: head.seq }, 'audit checkpoint signed')
     return checkpoint

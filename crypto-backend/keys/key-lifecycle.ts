@@ -33,11 +33,11 @@ export class KeyLifecycle {
    * (see key-namespace.ts) is a 403, checked before existence so that the response does not
    * reveal whether another application's key exists. A name that exists (even destroyed) is a 409.
    */
-  create(input: CreateKeyInput): Promise<KeyVersion> {
+  async create(input: CreateKeyInput): Promise<KeyVersion> {
     checkName(input.name)
-    this.checkNamespace(input.name, input.owner)
+    await this.checkNamespace(input.name, input.owner)
     return this.serialized(input.name, async () => {
-      if (this.store.keyVersions(input.name).length > 0) {
+      if ((await this.store.keyVersions(input.name)).length > 0) {
         throw new ApiError(409, 'key_exists', `key '${input.name}' exists; names are never reused`)
       }
       return this.generate({ ...input, version: 1 })
@@ -47,7 +47,7 @@ export class KeyLifecycle {
   /** Adds a new version with the same type; encrypt and sign then use it. */
   rotate(name: string): Promise<KeyVersion> {
     return this.serialized(name, async () => {
-      const latest = this.latest(name)
+      const latest = await this.latest(name)
       if (latest.state === 'destroyed') {
         throw new ApiError(409, 'key_destroyed', `key '${name}' is destroyed and cannot rotate`)
       }
@@ -65,12 +65,12 @@ export class KeyLifecycle {
   /** Sets every version that is not destroyed to `state`. */
   setState(name: string, state: Exclude<KeyState, 'destroyed'>): Promise<KeyVersion[]> {
     return this.serialized(name, async () => {
-      const versions = this.store.keyVersions(name)
-      if (this.latest(name).state === 'destroyed') {
+      const versions = await this.store.keyVersions(name)
+      if (latestOf(name, versions).state === 'destroyed') {
         throw new ApiError(409, 'key_destroyed', `key '${name}' is destroyed`)
       }
       const changed = versions.filter((v) => v.state !== 'destroyed').map((v) => ({ ...v, state }))
-      for (const version of changed) this.store.putKeyVersion(version)
+      for (const version of changed) await this.store.putKeyVersion(version)
       return changed
     })
   }
@@ -81,12 +81,12 @@ export class KeyLifecycle {
    */
   destroy(name: string): Promise<{ versions: number[]; unreachable: string[] }> {
     return this.serialized(name, async () => {
-      const versions = this.store.keyVersions(name)
-      this.latest(name)
+      const versions = await this.store.keyVersions(name)
+      latestOf(name, versions)
       const unreachable = new Set<string>()
       for (const version of versions) {
         // The state changes first, so that no request uses a version whose material is going.
-        this.store.putKeyVersion({ ...version, state: 'destroyed' })
+        await this.store.putKeyVersion({ ...version, state: 'destroyed' })
         const result = await destroyKeyObjects(this.cluster, Buffer.from(version.ckaId, 'hex'))
         for (const member of result.unreachable) unreachable.add(member)
       }
@@ -94,9 +94,10 @@ export class KeyLifecycle {
     })
   }
 
-  private checkNamespace(name: string, owner: string): void {
-    const registered = (app: string): boolean => this.store.application(app) !== undefined
-    if (mayCreateInNamespace(name, owner, registered)) return
+  private async checkNamespace(name: string, owner: string): Promise<void> {
+    const registered = async (app: string): Promise<boolean> =>
+      (await this.store.application(app)) !== undefined
+    if (await mayCreateInNamespace(name, owner, registered)) return
     throw new ApiError(
       403,
       'key_namespace',
@@ -105,12 +106,8 @@ export class KeyLifecycle {
     )
   }
 
-  private latest(name: string): KeyVersion {
-    const latest = this.store.keyVersions(name)[0]
-    if (latest === undefined) {
-      throw new ApiError(404, 'key_not_found', `key '${name}' not found; GET /v1/keys lists keys`)
-    }
-    return latest
+  private async latest(name: string): Promise<KeyVersion> {
+    return latestOf(name, await this.store.keyVersions(name))
   }
 
   private async generate(
@@ -131,7 +128,7 @@ export class KeyLifecycle {
       classification: 'confidential',
       createdAt: new Date().toISOString(),
     }
-    this.store.putKeyVersion(key)
+    await this.store.putKeyVersion(key)
     return key
   }
 
@@ -146,6 +143,15 @@ export class KeyLifecycle {
       if (this.locks.get(name) === settled) this.locks.delete(name)
     }
   }
+}
+
+/** Returns the newest of a key's versions, newest first; throws 404 when there is none. */
+function latestOf(name: string, versions: KeyVersion[]): KeyVersion {
+  const latest = versions[0]
+  if (latest === undefined) {
+    throw new ApiError(404, 'key_not_found', `key '${name}' not found; GET /v1/keys lists keys`)
+  }
+  return latest
 }
 
 export function checkName(name: string): void {

@@ -24,14 +24,32 @@ export function namespacePrefix(app: string): string {
  * name. Returns '' when no application does.
  */
 export function namespaceOwner(keyName: string, isApplication: (app: string) => boolean): string {
-  // Candidates are the prefixes that end just before a hyphen, longest first.
-  let hyphen = keyName.lastIndexOf('-', keyName.length - 2)
-  while (hyphen > 0) {
-    const candidate = keyName.slice(0, hyphen)
-    if (isApplication(candidate)) return candidate
-    hyphen = keyName.lastIndexOf('-', hyphen - 1)
+  return ownerCandidates(keyName).find(isApplication) ?? ''
+}
+
+/**
+ * Returns the namespace owner like `namespaceOwner`, for an `isApplication` that reads the
+ * store. It asks about one candidate at a time, longest first, and stops at the first match.
+ */
+export async function lookUpNamespaceOwner(
+  keyName: string,
+  isApplication: (app: string) => Promise<boolean>,
+): Promise<string> {
+  for (const candidate of ownerCandidates(keyName)) {
+    if (await isApplication(candidate)) return candidate
   }
   return ''
+}
+
+/** Returns the prefixes of a key name that end just before a hyphen, longest first. */
+function ownerCandidates(keyName: string): string[] {
+  const candidates: string[] = []
+  let hyphen = keyName.lastIndexOf('-', keyName.length - 2)
+  while (hyphen > 0) {
+    candidates.push(keyName.slice(0, hyphen))
+    hyphen = keyName.lastIndexOf('-', hyphen - 1)
+  }
+  return candidates
 }
 
 /**
@@ -39,10 +57,14 @@ export function namespaceOwner(keyName: string, isApplication: (app: string) => 
  * `<app>-` and no other application with a longer name claims it. `isRegistered` returns
  * whether another application exists.
  */
-export function mayCreateInNamespace(
+export async function mayCreateInNamespace(
   keyName: string,
   app: string,
-  isRegistered: (name: string) => boolean,
-): boolean {
-  return namespaceOwner(keyName, (name) => name === app || isRegistered(name)) === app
+  isRegistered: (name: string) => Promise<boolean>,
+): Promise<boolean> {
+  const owner = await lookUpNamespaceOwner(
+    keyName,
+    async (name) => name === app || (await isRegistered(name)),
+  )
+  return owner === app
 }

@@ -11,8 +11,12 @@ export class KeyRegistry {
    * 404 for an unknown name or version, 409 for a disabled or destroyed key and 400 for a key
    * whose type is not one of `types`, naming the operations its type supports.
    */
-  resolve(name: string, types: KeyType | readonly KeyType[], version?: number): KeyVersion {
-    const versions = this.store.keyVersions(name)
+  async resolve(
+    name: string,
+    types: KeyType | readonly KeyType[],
+    version?: number,
+  ): Promise<KeyVersion> {
+    const versions = await this.store.keyVersions(name)
     if (versions.length === 0) {
       throw new ApiError(404, 'key_not_found', `key '${name}' not found; GET /v1/keys lists keys`)
     }

@@ -66,7 +66,7 @@ export class ClientCertificates {
       keyProtection,
     })
     const serial = normalizeSerial(leaf.serialNumber)
-    this.store.putCertificate({
+    await this.store.putCertificate({
       serial,
       app: binding.app,
       host: binding.host,

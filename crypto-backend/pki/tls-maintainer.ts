@@ -77,7 +77,7 @@ export class TlsMaintainer {
       const crl = this.crl!
       const crlDue =
         crl.nextUpdate === undefined || now >= renewalTime(crl.thisUpdate, crl.nextUpdate, 1 / 2)
-      if (crlDue || this.revokedSerials() !== this.revokedSeen) await this.renewCrl()
+      if (crlDue || (await this.revokedSerials()) !== this.revokedSeen) await this.renewCrl()
     } catch (error) {
       // The old material stays in place; the next check tries again.
       this.logger.error({ err: error }, 'renewing the gateway TLS material failed')
@@ -110,8 +110,8 @@ export class TlsMaintainer {
     await this.renewCrl()
   }
 
-  private revokedSerials(): string {
-    const revoked = this.store.revokedCertificates(new Date().toISOString())
+  private async revokedSerials(): Promise<string> {
+    const revoked = await this.store.revokedCertificates(new Date().toISOString())
     return revoked
       .map((c) => c.serial)
       .sort()
@@ -128,7 +128,7 @@ export class TlsMaintainer {
   }
 
   private async renewCrl(): Promise<void> {
-    this.revokedSeen = this.revokedSerials()
+    this.revokedSeen = await this.revokedSerials()
     this.crl = await publishValidation(this.config, this.ca!, this.cluster, this.store)
     this.logger.info(
       { entries: this.crl.entries.length, next_update: this.crl.nextUpdate?.toISOString() },

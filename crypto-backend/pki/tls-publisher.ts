@@ -79,7 +79,7 @@ export async function publishValidation(
     cluster,
     caKeyId: ca.keyId,
     caCertificate: ca.certificate,
-    revoked: store.revokedCertificates(now.toISOString()),
+    revoked: await store.revokedCertificates(now.toISOString()),
     now,
     lifetimeMs: durationMs(config.pki.crl_lifetime),
   })

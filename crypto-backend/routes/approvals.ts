@@ -4,8 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { personName, type DualControl } from '../../authz/approval-rules.js'
 import { QUOTA_EXTENSION, type QuotaConfig } from '../../authz/controls-schema.js'
 import { KEY_NAME_PATTERN } from '../../authz/operation.js'
-import type { Approval, ApprovalVote, SqliteControls } from '../../store/controls-sqlite.js'
-import type { KeyVersion } from '../../store/store.js'
+import type { Approval, ApprovalVote, ControlRecords, KeyVersion } from '../../store/store.js'
 import { ApiError, invalidRequest } from '../api-error.js'
 import type { BackendEnv } from '../context.js'
 import { durationMs } from '../pki/duration.js'
@@ -14,11 +13,11 @@ import { parseJsonObject, rejectUnknownFields } from '../request-body.js'
 /** Dependencies of the approvals API: the rules, the store tables and the trust domain. */
 export interface ApprovalsDeps {
   readonly dualControl: DualControl
-  readonly controls: SqliteControls
+  readonly controls: ControlRecords
   readonly trustDomain: string
   readonly quotas: readonly QuotaConfig[]
   readonly maxTtlMs: number
-  readonly keyVersions: (name: string) => KeyVersion[]
+  readonly keyVersions: (name: string) => Promise<KeyVersion[]>
   readonly now?: () => number
 }
 
@@ -49,37 +48,40 @@ export function registerApprovalRoutes(
     return deps
   }
 
-  app.post('/v1/approvals', (c) => {
+  app.post('/v1/approvals', async (c) => {
     c.get('audit').operation = 'approval-request'
-    const approval = createApproval(need(), c.get('principal'), parseJsonObject(c.get('body')))
+    const body = parseJsonObject(c.get('body'))
+    const approval = await createApproval(need(), c.get('principal'), body)
     c.get('audit').key = approval.key
     return c.json({ ...view(approval), decision_id: c.get('decisionId') }, 201)
   })
 
-  app.get('/v1/approvals', (c) => {
+  app.get('/v1/approvals', async (c) => {
     c.get('audit').operation = 'approval-list'
     const d = need()
-    const visible = d.controls
-      .listApprovals(LIST_LIMIT)
-      .filter((approval) => canSee(d, c.get('principal'), approval))
+    const visible = (await d.controls.listApprovals(LIST_LIMIT)).filter((approval) =>
+      canSee(d, c.get('principal'), approval),
+    )
     return c.json({ approvals: visible.map(view), decision_id: c.get('decisionId') })
   })
 
-  app.get('/v1/approvals/:id', (c) => {
+  app.get('/v1/approvals/:id', async (c) => {
     c.get('audit').operation = 'approval-show'
-    const approval = visibleApproval(need(), c)
+    const approval = await visibleApproval(need(), c)
     return c.json({ ...view(approval), decision_id: c.get('decisionId') })
   })
 
   for (const vote of ['approve', 'deny'] as const) {
-    app.post(`/v1/approvals/:id/${vote}`, (c) => {
+    app.post(`/v1/approvals/:id/${vote}`, async (c) => {
       c.get('audit').operation = `approval-${vote}`
       const d = need()
       rejectUnknownFields(parseJsonObject(c.get('body')), [])
       const voter = c.get('principal')
       const now = (d.now ?? Date.now)()
       const record: ApprovalVote = { approver: voter, vote, at: new Date(now).toISOString() }
-      const result = d.controls.vote(c.req.param('id'), record, (approval) =>
+      // The store runs the check on the request as it is inside the vote's transaction, so
+      // concurrent votes cannot both pass a check that only one of them may pass.
+      const result = await d.controls.vote(c.req.param('id'), record, (approval) =>
         d.dualControl.voteError(approval, voter, d.trustDomain, now),
       )
       if ('error' in result) throw voteError(result.error)
@@ -89,11 +91,11 @@ export function registerApprovalRoutes(
   }
 }
 
-function createApproval(
+async function createApproval(
   d: ApprovalsDeps,
   requester: string,
   body: Record<string, unknown>,
-): Approval {
+): Promise<Approval> {
   rejectUnknownFields(body, ['operation', 'key', 'params_digest', 'uses', 'ttl', 'quota', 'extra'])
   const operation = stringField(body, 'operation')
   const now = (d.now ?? Date.now)()
@@ -109,12 +111,12 @@ function createApproval(
   const approval =
     operation === QUOTA_EXTENSION
       ? { ...base, ...quotaExtensionFields(d, requester, body) }
-      : { ...base, ...operationFields(d, requester, operation, body) }
-  d.controls.createApproval(approval)
+      : { ...base, ...(await operationFields(d, requester, operation, body)) }
+  await d.controls.createApproval(approval)
   return { ...approval, votes: [] }
 }
 
-function operationFields(
+async function operationFields(
   d: ApprovalsDeps,
   requester: string,
   operation: string,
@@ -124,7 +126,7 @@ function operationFields(
   if (keyName !== null && !KEY_NAME_PATTERN.test(keyName)) {
     throw invalidRequest(`field 'key' must be a key name, got ${JSON.stringify(keyName)}`)
   }
-  const key = keyName === null ? undefined : d.keyVersions(keyName)[0]
+  const key = keyName === null ? undefined : (await d.keyVersions(keyName))[0]
   if (keyName !== null && key === undefined) {
     throw new ApiError(404, 'key_not_found', `no key named '${keyName}'`)
   }
@@ -133,7 +135,7 @@ function operationFields(
     throw invalidRequest("field 'params_digest' must be the hex SHA-256 of the request body")
   }
   const app = appName(requester, d.trustDomain)
-  const hold = app === undefined ? undefined : d.controls.hold(app)
+  const hold = app === undefined ? undefined : await d.controls.hold(app)
   const rule = d.dualControl.requirement(operation, key)
   const requirement =
     rule ?? (hold === undefined ? undefined : { group: hold.group, required: hold.required })
@@ -187,8 +189,8 @@ function canSee(d: ApprovalsDeps, principal: string, approval: Approval): boolea
   return person !== undefined && d.dualControl.isMember(approval.group, person)
 }
 
-function visibleApproval(d: ApprovalsDeps, c: Context<BackendEnv>): Approval {
-  const approval = d.controls.approval(c.req.param('id') ?? '')
+async function visibleApproval(d: ApprovalsDeps, c: Context<BackendEnv>): Promise<Approval> {
+  const approval = await d.controls.approval(c.req.param('id') ?? '')
   if (approval === undefined || !canSee(d, c.get('principal'), approval)) {
     throw new ApiError(404, 'approval_not_found', 'no such approval request')
   }

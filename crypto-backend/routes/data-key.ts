@@ -17,7 +17,7 @@ export function registerDataKeyRoute(app: Hono<BackendEnv>, deps: BackendDeps): 
   app.post('/v1/keys/:name/data-key', async (c) => {
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['bytes', 'context'])
-    const key = keyContext(c, deps, 'data-key', 'aes-256')
+    const key = await keyContext(c, deps, 'data-key', 'aes-256')
     const bytes = body.bytes ?? 32
     if (typeof bytes !== 'number' || !DATA_KEY_BYTES.includes(bytes)) {
       throw invalidRequest(`field 'bytes' is ${JSON.stringify(bytes)}; allowed: 16, 24, 32`)

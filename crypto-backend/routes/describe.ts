@@ -14,7 +14,7 @@ export function registerDescribeRoute(app: Hono<BackendEnv>, deps: BackendDeps):
     const audit = c.get('audit')
     audit.operation = 'describe-key'
     audit.key = name
-    const versions = deps.store.keyVersions(name)
+    const versions = await deps.store.keyVersions(name)
     const wanted = c.req.query('version')
     const key =
       wanted === undefined ? versions[0] : versions.find((v) => String(v.version) === wanted)

@@ -90,17 +90,25 @@ async function decryptRsa(deps: BackendDeps, key: KeyVersion, ciphertext: Buffer
  * The key version and raw ciphertext of a decrypt request: an RSA ciphertext is either the
  * hsmgate blob that encrypt returns, or a bare OAEP ciphertext with the version in `version`.
  */
-function openRequest(c: Context<BackendEnv>, deps: BackendDeps, body: Record<string, unknown>) {
+async function openRequest(
+  c: Context<BackendEnv>,
+  deps: BackendDeps,
+  body: Record<string, unknown>,
+) {
   const bytes = base64Field(body, 'ciphertext')
   const version = optionalVersion(body)
   if (version !== undefined)
-    return { key: keyContext(c, deps, 'decrypt', RSA_TYPES, version), bytes }
+    return { key: await keyContext(c, deps, 'decrypt', RSA_TYPES, version), bytes }
   if (bytes.subarray(0, 2).toString('ascii') === 'HR') {
     const blob = decodeVersioned('HR', bytes, 'ciphertext')
-    return { key: keyContext(c, deps, 'decrypt', RSA_TYPES, blob.version), bytes: blob.body }
+    return { key: await keyContext(c, deps, 'decrypt', RSA_TYPES, blob.version), bytes: blob.body }
   }
   const envelope = decodeEnvelope(bytes)
-  return { key: keyContext(c, deps, 'decrypt', 'aes-256', envelope.version), bytes, envelope }
+  return {
+    key: await keyContext(c, deps, 'decrypt', 'aes-256', envelope.version),
+    bytes,
+    envelope,
+  }
 }
 
 /** Registers POST /v1/keys/:name/encrypt and /decrypt (AES-256-GCM and RSA-OAEP). */
@@ -108,7 +116,7 @@ export function registerEncryptRoutes(app: Hono<BackendEnv>, deps: BackendDeps):
   app.post('/v1/keys/:name/encrypt', async (c) => {
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['plaintext', 'context', 'algorithm'])
-    const key = keyContext(c, deps, 'encrypt', TYPES)
+    const key = await keyContext(c, deps, 'encrypt', TYPES)
     const algorithm = checkAlgorithm(body, key)
     const plaintext = base64Field(body, 'plaintext')
     // SoftHSM2 answers C_Encrypt of zero bytes with CKR_ARGUMENTS_BAD.
@@ -136,7 +144,7 @@ export function registerEncryptRoutes(app: Hono<BackendEnv>, deps: BackendDeps):
     rejectUnknownFields(body, ['ciphertext', 'context', 'algorithm', 'version'])
     c.get('audit').operation = 'decrypt'
     const context = parseContext(body.context)
-    const { key, bytes, envelope } = openRequest(c, deps, body)
+    const { key, bytes, envelope } = await openRequest(c, deps, body)
     checkAlgorithm(body, key)
     const plaintext =
       envelope === undefined

@@ -24,7 +24,7 @@ const MAX_TOKEN_CHARS = 256
  * that present a token. Expired unused nonces are deleted whenever a nonce is issued.
  */
 export function registerEnrollNonceRoute(app: Hono<BackendEnv>, deps: BackendDeps): void {
-  app.post('/v1/enroll/nonce', (c) => {
+  app.post('/v1/enroll/nonce', async (c) => {
     c.get('audit').operation = 'enroll'
     const certificates = deps.clientCertificates
     if (certificates === undefined || c.get('principal') !== certificates.enrollmentPrincipal) {
@@ -33,7 +33,7 @@ export function registerEnrollNonceRoute(app: Hono<BackendEnv>, deps: BackendDep
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['token'])
     const trust = deps.tpm ?? DEFAULT_TPM_TRUST
-    const tokenHash = pendingTokenHash(body.token, deps.store)
+    const tokenHash = await pendingTokenHash(body.token, deps.store)
     const [source, limits]: [string, NonceLimits] =
       tokenHash === undefined
         ? [
@@ -44,7 +44,7 @@ export function registerEnrollNonceRoute(app: Hono<BackendEnv>, deps: BackendDep
             },
           ]
         : [`token:${tokenHash}`, { perSource: NONCES_PER_TOKEN }]
-    const issued = issueNonce(deps.store.tpm, source, limits)
+    const issued = await issueNonce(deps.store.tpm, source, limits)
     return c.json({
       nonce: issued.nonce.toString('base64'),
       expires_at: issued.expiresAt.toISOString(),
@@ -58,16 +58,16 @@ export function registerEnrollNonceRoute(app: Hono<BackendEnv>, deps: BackendDep
  * request has none. A token that is unknown, used or expired is a 403, so that a client learns
  * that its token does not work before it creates a TPM key. The token itself is never stored.
  */
-function pendingTokenHash(
+async function pendingTokenHash(
   token: unknown,
   store: Pick<Store, 'enrollmentToken'>,
-): string | undefined {
+): Promise<string | undefined> {
   if (token === undefined) return undefined
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_CHARS) {
     throw invalidRequest("field 'token' must be the enrollment token text")
   }
   const hash = createHash('sha256').update(token, 'utf8').digest('hex')
-  const pending = store.enrollmentToken(hash)
+  const pending = await store.enrollmentToken(hash)
   const now = new Date().toISOString()
   if (pending === undefined || pending.usedAt !== null || pending.expiresAt <= now) {
     throw new ApiError(

@@ -51,11 +51,12 @@ export function registerEnrollRoute(app: Hono<BackendEnv>, deps: BackendDeps): v
     }
     const csr = await checkCsr(body.csr)
     const hash = createHash('sha256').update(token, 'utf8').digest('hex')
-    const pending = deps.store.enrollmentToken(hash)
+    // The token is only read here, to attest against its host; the redemption below decides.
+    const pending = await deps.store.enrollmentToken(hash)
     const outcome =
       pending === undefined || pending.usedAt !== null
         ? { protection: 'software' as const }
-        : attestedProtection(
+        : await attestedProtection(
             body.tpm,
             csr.publicKeySpki,
             deps.store.tpm,
@@ -67,7 +68,7 @@ export function registerEnrollRoute(app: Hono<BackendEnv>, deps: BackendDeps): v
       return c.json({ activation: outcome.challenge, decision_id: c.get('decisionId') })
     }
     const protection = outcome.protection
-    const redemption = deps.store.redeemEnrollmentToken(hash, new Date().toISOString())
+    const redemption = await deps.store.redeemEnrollmentToken(hash, new Date().toISOString())
     if (!redemption.ok) {
       deps.logger.warn(
         { decision_id: c.get('decisionId'), reason: redemption.reason },

@@ -34,7 +34,7 @@ export function registerMacAndWrapRoutes(app: Hono<BackendEnv>, deps: BackendDep
   app.post('/v1/keys/:name/hmac', async (c) => {
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['message', 'algorithm'])
-    const key = keyContext(c, deps, 'hmac', MAC_TYPES)
+    const key = await keyContext(c, deps, 'hmac', MAC_TYPES)
     const mac = macFor(body, key)
     const message = base64Field(body, 'message')
     const tag = await sign(deps.cluster, secretOf(key), { mechanism: mac.mechanism }, message)
@@ -50,7 +50,7 @@ export function registerMacAndWrapRoutes(app: Hono<BackendEnv>, deps: BackendDep
   app.post('/v1/keys/:name/hmac-verify', async (c) => {
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['message', 'mac', 'algorithm', 'version'])
-    const key = keyContext(c, deps, 'hmac-verify', MAC_TYPES, optionalVersion(body))
+    const key = await keyContext(c, deps, 'hmac-verify', MAC_TYPES, optionalVersion(body))
     const mac = macFor(body, key)
     const message = base64Field(body, 'message')
     const tag = base64Field(body, 'mac')
@@ -73,7 +73,7 @@ export function registerMacAndWrapRoutes(app: Hono<BackendEnv>, deps: BackendDep
   app.post('/v1/keys/:name/wrap', async (c) => {
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['key_material', 'algorithm'])
-    const key = keyContext(c, deps, 'wrap', 'aes-256-wrap')
+    const key = await keyContext(c, deps, 'wrap', 'aes-256-wrap')
     enumField(body, 'algorithm', ['AES_KEY_WRAP_PAD'], 'AES_KEY_WRAP_PAD')
     const material = base64Field(body, 'key_material')
     const size = material.length
@@ -99,7 +99,7 @@ export function registerMacAndWrapRoutes(app: Hono<BackendEnv>, deps: BackendDep
     c.get('audit').operation = 'unwrap'
     enumField(body, 'algorithm', ['AES_KEY_WRAP_PAD'], 'AES_KEY_WRAP_PAD')
     const blob = decodeVersioned('HW', base64Field(body, 'wrapped'), 'wrapped')
-    const key = keyContext(c, deps, 'unwrap', 'aes-256-wrap', blob.version)
+    const key = await keyContext(c, deps, 'unwrap', 'aes-256-wrap', blob.version)
     if (blob.body.length % 8 !== 0 || blob.body.length < 16) {
       throw new ApiError(400, 'decrypt_failed', "field 'wrapped' does not hold RFC 5649 output")
     }

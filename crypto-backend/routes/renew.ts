@@ -27,7 +27,7 @@ export function registerRenewRoute(app: Hono<BackendEnv>, deps: BackendDeps): vo
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['certificate', 'csr', 'tpm'])
     const current = parseCurrent(body.certificate)
-    const record = currentRecord(deps.store, current, c.get('principal'), (p) =>
+    const record = await currentRecord(deps.store, current, c.get('principal'), (p) =>
       certificates.appOf(p),
     )
     const csr = await checkCsr(body.csr)
@@ -42,7 +42,7 @@ export function registerRenewRoute(app: Hono<BackendEnv>, deps: BackendDeps): vo
           "of the new key; renew with the agent directory that 'hsmgate agent enroll --tpm' made",
       )
     }
-    const outcome = attestedProtection(
+    const outcome = await attestedProtection(
       body.tpm,
       csr.publicKeySpki,
       deps.store.tpm,
@@ -86,13 +86,13 @@ function parseCurrent(pem: unknown): X509Certificate {
 }
 
 /** Returns the store record of the current certificate, or throws why it cannot be renewed. */
-function currentRecord(
+async function currentRecord(
   store: Pick<Store, 'certificate' | 'certificatesOf'>,
   current: X509Certificate,
   principal: string,
   appOf: (principal: string) => string | undefined,
-): IssuedCertificate {
-  const record = store.certificate(normalizeSerial(current.serialNumber))
+): Promise<IssuedCertificate> {
+  const record = await store.certificate(normalizeSerial(current.serialNumber))
   if (record === undefined || record.app !== appOf(principal)) {
     throw new ApiError(
       403,
@@ -106,8 +106,7 @@ function currentRecord(
   if (Date.parse(record.notAfter) <= Date.now()) {
     throw new ApiError(403, 'certificate_expired', 'this certificate has expired; enroll again')
   }
-  const newest = store
-    .certificatesOf(record.app)
+  const newest = (await store.certificatesOf(record.app))
     .filter((c) => c.host === record.host)
     .reduce((a, b) => (b.issuedAt > a.issuedAt ? b : a), record)
   if (newest.serial !== record.serial) {

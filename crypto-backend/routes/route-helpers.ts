@@ -7,18 +7,18 @@ import type { KeyType, KeyVersion } from '../../store/index.js'
  * Records the operation and key for the audit, then resolves the key named in the path. The
  * audit names the key even when resolution fails, so denied lookups are visible too.
  */
-export function keyContext(
+export async function keyContext(
   c: Context<BackendEnv>,
   deps: BackendDeps,
   operation: string,
   type: KeyType | readonly KeyType[],
   version?: number,
-): KeyVersion {
+): Promise<KeyVersion> {
   const name = c.req.param('name') ?? ''
   const audit = c.get('audit')
   audit.operation = operation
   audit.key = name
-  const key = deps.keys.resolve(name, type, version)
+  const key = await deps.keys.resolve(name, type, version)
   audit.keyVersion = key.version
   return key
 }

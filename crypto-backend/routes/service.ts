@@ -18,8 +18,7 @@ export function registerServiceRoutes(app: Hono<BackendEnv>, deps: BackendDeps):
     // use but that another application owns is not listed, because the backend does not
     // evaluate policies; such a key can still be described by name.
     const app = applicationOf(c.get('principal'))
-    const keys = deps.store
-      .listKeys()
+    const keys = (await deps.store.listKeys())
       .filter((key) => app !== undefined && key.owner === app)
       .map(keyMetadata)
     return c.json({ keys, decision_id: c.get('decisionId') })

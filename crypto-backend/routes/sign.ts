@@ -68,7 +68,7 @@ export function registerSignRoutes(app: Hono<BackendEnv>, deps: BackendDeps): vo
   app.post('/v1/keys/:name/sign', async (c) => {
     const body = parseJsonObject(c.get('body'))
     rejectUnknownFields(body, ['message', 'digest', 'algorithm', 'signature_format'])
-    const key = keyContext(c, deps, 'sign', SIGNING_TYPES)
+    const key = await keyContext(c, deps, 'sign', SIGNING_TYPES)
     const algorithm = algorithmFor(body, key)
     const format = formatOf(body, algorithm)
     const input = signInput(body, algorithm)
@@ -90,7 +90,7 @@ export function registerSignRoutes(app: Hono<BackendEnv>, deps: BackendDeps): vo
     const body = parseJsonObject(c.get('body'))
     const known = ['message', 'digest', 'signature', 'algorithm', 'version', 'signature_format']
     rejectUnknownFields(body, known)
-    const key = keyContext(c, deps, 'verify', SIGNING_TYPES, optionalVersion(body))
+    const key = await keyContext(c, deps, 'verify', SIGNING_TYPES, optionalVersion(body))
     const algorithm = algorithmFor(body, key)
     const format = formatOf(body, algorithm)
     const input = signInput(body, algorithm)

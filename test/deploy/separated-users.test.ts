@@ -47,7 +47,7 @@ const ids = {
 }
 
 let dir: string
-let ports: { listen: number; admin: number; enroll: number }
+let ports: { listen: number; stats: number; enroll: number }
 const children: Array<{ name: string; child: ChildProcess; output: () => string }> = []
 
 /** Runs a command as `uid` with only the supplementary `groups` and no capabilities. */
@@ -210,13 +210,13 @@ beforeAll(async () => {
   }
   await assertIdsUnused()
   dir = mkdtempSync(join(tmpdir(), 'hsmgate-separated-'))
-  const [listen, admin, enroll] = (await freePorts(3)) as [number, number, number]
-  ports = { listen, admin, enroll }
+  const [listen, stats, enroll] = (await freePorts(3)) as [number, number, number]
+  ports = { listen, stats, enroll }
   await execFileAsync(
     process.execPath,
     [
       ...[CLI, 'init', '--dir', dir, '--force', '--port', String(listen)],
-      ...['--admin-port', String(admin), '--enroll-port', String(enroll)],
+      ...['--stats-port', String(stats), '--enroll-port', String(enroll)],
     ],
     { env: { ...process.env, HSMGATE_LOG_LEVEL: 'warn' } },
   )
@@ -338,6 +338,58 @@ describe('separated users', () => {
     }
     const authz = await runAs(ids.authz, [ids.socketGroup, ids.storeGroup], ['cat', secrets[1]!])
     expect(authz.code, authz.stderr).toBe(0)
+  })
+
+  it('give the admin socket to Envoy alone', async () => {
+    const socket = join(dir, 'run', 'envoy-admin.sock')
+    const stats = statSync(socket)
+    expect(stats.isSocket()).toBe(true)
+    expect(stats.mode & 0o777).toBe(0o600)
+    expect(stats.uid).toBe(ids.envoy)
+
+    const drain = [
+      'curl',
+      '-sS',
+      '--unix-socket',
+      socket,
+      '-X',
+      'POST',
+      'http://envoy/drain_listeners',
+    ]
+    const users: Array<[string, number, number[]]> = [
+      ['authz', ids.authz, [ids.socketGroup, ids.storeGroup]],
+      ['backend', ids.backend, [ids.socketGroup, ids.storeGroup]],
+      ['outsider', ids.outsider, []],
+    ]
+    for (const [name, uid, groups] of users) {
+      const result = await runAs(uid, groups, drain)
+      // curl exit code 7: connect() failed with EACCES.
+      expect(result.code, `${name}: ${result.stdout}`).toBe(7)
+    }
+    // The same request without the method that drains works for Envoy's own user.
+    const envoy = await runAs(
+      ids.envoy,
+      [ids.socketGroup],
+      [...drain.slice(0, 4), 'http://envoy/ready'],
+    )
+    expect(envoy.code, envoy.stderr).toBe(0)
+    expect(envoy.stdout.trim()).toBe('LIVE')
+  })
+
+  it('serve only metrics and readiness on the stats port', async () => {
+    const base = `http://127.0.0.1:${ports.stats}`
+    const curlArgs = ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}']
+    const ready = await runAs(ids.outsider, [], [...curlArgs, `${base}/ready`])
+    expect(ready.stdout).toBe('200')
+    const metrics = await runAs(ids.outsider, [], [...curlArgs, `${base}/stats/prometheus`])
+    expect(metrics.stdout).toBe('200')
+    const drain = await runAs(
+      ids.outsider,
+      [],
+      [...curlArgs, '-X', 'POST', `${base}/drain_listeners`],
+    )
+    expect(drain.stdout).toBe('404')
+    expect((await signRequest()).status).toBe(200)
   })
 
   it('status lists the three processes', async () => {

@@ -75,7 +75,7 @@ export async function startBackendHarness(options: { recheckIntervalMs?: number 
   const close = async () => {
     await server.close()
     await cluster.close()
-    store.close()
+    await store.close()
     env.cleanup()
   }
   return { env, cluster, store, call, close } satisfies BackendHarness

@@ -53,17 +53,18 @@ export interface TestGateway {
 export async function initGateway(): Promise<{
   dir: string
   port: number
-  adminPort: number
+  /** Port of Envoy's stats listener: GET /stats/prometheus and GET /ready only. */
+  statsPort: number
   enrollPort: number
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'hsmgate-test-'))
-  const [port, adminPort, enrollPort] = (await freePorts(3)) as [number, number, number]
+  const [port, statsPort, enrollPort] = (await freePorts(3)) as [number, number, number]
   const args = [CLI, 'init', '--dir', dir, '--force', '--port', String(port)]
   args.push('--enroll-port', String(enrollPort))
-  await execFileAsync(process.execPath, [...args, '--admin-port', String(adminPort)], {
+  await execFileAsync(process.execPath, [...args, '--stats-port', String(statsPort)], {
     env: { ...process.env, HSMGATE_LOG_LEVEL: 'warn' },
   })
-  return { dir, port, adminPort, enrollPort }
+  return { dir, port, statsPort, enrollPort }
 }
 
 /** Starts `hsmgate up --dir DIR` and resolves once it prints that it is ready. */

@@ -25,7 +25,7 @@ export async function importKnownSecret(
   for (const token of harness.env.tokens) {
     await withToken(token, (pkcs11, session) => pkcs11.C_CreateObject(session, template))
   }
-  harness.store.putKeyVersion({
+  await harness.store.putKeyVersion({
     name,
     version: 1,
     type,

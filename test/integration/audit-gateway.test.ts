@@ -4,7 +4,7 @@ import { request } from 'node:https'
 import { join } from 'node:path'
 import { parseDocument } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../config/load.js'
+import { loadConfig, sqliteFile } from '../../config/load.js'
 import { normalizeSerial } from '../../store/certificate-serial.js'
 import { AUDIT_FAULT_ENV } from '../../store/audit-fault.js'
 import { parseReceipt, RECEIPT_HEADERS } from '../../store/audit-receipt.js'
@@ -75,12 +75,12 @@ function auditCli(args: string[]): { code: number | null; stdout: string; stderr
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-function recordsOf(writer: string): AuditRecord[] {
+async function recordsOf(writer: string): Promise<AuditRecord[]> {
   const store = new SqliteStore(storeFile)
   try {
-    return store.auditRecords(writer)
+    return await store.auditRecords(writer)
   } finally {
-    store.close()
+    await store.close()
   }
 }
 
@@ -93,7 +93,7 @@ beforeAll(async () => {
   const document = parseDocument(readFileSync(configFile, 'utf8'))
   document.set('audit', { checkpoint_records: 1000, checkpoint_interval: '2s' })
   writeFileSync(configFile, document.toString())
-  storeFile = loadConfig(configFile).store.sqlite
+  storeFile = sqliteFile(loadConfig(configFile), 'the audit gateway test')
   faultFile = join(dir, 'audit-fault')
   process.env[AUDIT_FAULT_ENV] = faultFile
   gateway = await startUp(dir, setup.port)
@@ -119,7 +119,7 @@ describe('gateway audit', () => {
     )
     const serial = normalizeSerial(serialLine.trim().replace(/^serial=/, ''))
     for (const writer of [WRITER, AUTHZ]) {
-      const record = recordsOf(writer).find((r) => r.decisionId === decisionId)
+      const record = (await recordsOf(writer)).find((r) => r.decisionId === decisionId)
       expect(record, writer).toMatchObject({ certSerial: serial, sourceAddress: '127.0.0.1' })
     }
   })
@@ -133,7 +133,7 @@ describe('gateway audit', () => {
     expect(receipt.decision_id).toBe(reply.json.decision_id)
     expect(String(receipt.seq)).toBe(reply.headers[RECEIPT_HEADERS.seq])
     expect(receipt.hash).toBe(reply.headers[RECEIPT_HEADERS.hash])
-    const record = recordsOf(WRITER).find((r) => r.seq === receipt.seq)
+    const record = (await recordsOf(WRITER)).find((r) => r.seq === receipt.seq)
     expect(record?.hash).toBe(receipt.hash)
 
     // The checkpoint interval is 2 s and the heads are read every second.
@@ -175,8 +175,8 @@ describe('gateway audit', () => {
       await Promise.all(workers)
     }
 
-    const backend = new Map(recordsOf(WRITER).map((r) => [r.decisionId, r]))
-    const authz = new Map(recordsOf(AUTHZ).map((r) => [r.decisionId, r]))
+    const backend = new Map((await recordsOf(WRITER)).map((r) => [r.decisionId, r]))
+    const authz = new Map((await recordsOf(AUTHZ)).map((r) => [r.decisionId, r]))
     const ok = replies.filter((r) => r.status === 200)
     const failed = replies.filter((r) => r.status !== 200)
     const errorOf = (r: Reply) =>

@@ -4,7 +4,7 @@ import { copyFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig, type LoadedConfig } from '../../config/load.js'
+import { loadConfig, sqliteFile, type LoadedConfig } from '../../config/load.js'
 import { AuditCheckpointer } from '../../crypto-backend/audit/audit-checkpointer.js'
 import { openAuditKey, publishAuditPublicKey } from '../../crypto-backend/audit/audit-key.js'
 import { auditSettings } from '../../crypto-backend/audit/audit-settings.js'
@@ -70,7 +70,7 @@ function cli(args: string[]): Promise<CliResult> {
 
 /** Puts the untampered store back, then applies `tamper` to the file with its own connection. */
 function resetStore(tamper?: (db: Database.Database) => void): void {
-  const file = config.store.sqlite
+  const file = sqliteFile(config, 'the audit verify test')
   rmSync(`${file}-wal`, { force: true })
   rmSync(`${file}-shm`, { force: true })
   copyFileSync(pristine, file)
@@ -110,7 +110,7 @@ beforeAll(async () => {
     environment: config.hsm.environment,
     recheckIntervalMs: 60_000,
   })
-  const store = new SqliteStore(config.store.sqlite)
+  const store = new SqliteStore(sqliteFile(config, 'the audit verify test'))
   try {
     const key = await openAuditKey(cluster, config.node_id, logger)
     publishAuditPublicKey(auditSettings(config).publicKeysFile, key.publicKeyPem)
@@ -127,19 +127,19 @@ beforeAll(async () => {
       [21, 23],
     ] as const) {
       const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i)
-      store.appendAuditBatch(numbers.flatMap((n) => [entry(WRITER, n), entry(AUTHZ, n)]))
+      await store.appendAuditBatch(numbers.flatMap((n) => [entry(WRITER, n), entry(AUTHZ, n)]))
       await checkpointer.checkpoint(false)
     }
-    records = store.auditRecords(WRITER)
+    records = await store.auditRecords(WRITER)
   } finally {
-    store.close()
+    await store.close()
     await cluster.close()
   }
   pristine = join(dir, 'pristine.db')
-  copyFileSync(config.store.sqlite, pristine)
+  copyFileSync(sqliteFile(config, 'the audit verify test'), pristine)
 })
 
-afterAll(() => {
+afterAll(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
 })
 
@@ -372,9 +372,9 @@ describe('hsmgate audit export', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500))
     expect(stdout).toBe('')
 
-    const store = new SqliteStore(config.store.sqlite)
-    store.appendAuditBatch([entry(WRITER, 24), entry(AUTHZ, 24)])
-    store.close()
+    const store = new SqliteStore(sqliteFile(config, 'the audit verify test'))
+    await store.appendAuditBatch([entry(WRITER, 24), entry(AUTHZ, 24)])
+    await store.close()
     const deadline = Date.now() + 10_000
     while (stdout.split('\n').length < 3 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100))

@@ -200,8 +200,8 @@ describe('key wrapping (AES key wrap with padding)', () => {
   })
 
   it('a wrapping key cannot wrap a key made through hsmgate (CKA_WRAP_WITH_TRUSTED)', async () => {
-    const data = harness.store.keyVersions('payments-data')[0]!
-    const wrap = harness.store.keyVersions('known-wrap')[0]!
+    const data = (await harness.store.keyVersions('payments-data'))[0]!
+    const wrap = (await harness.store.keyVersions('known-wrap'))[0]!
     const find = (p: pkcs11js.PKCS11, s: pkcs11js.Handle, hex: string) =>
       findAll(p, s, [{ type: pkcs11js.CKA_ID, value: Buffer.from(hex, 'hex') }])[0]!
     const error = await withToken(harness.env.tokens[0]!, (p, s) => {

@@ -47,7 +47,7 @@ describe('create', () => {
         tags: ['t'],
       })
       expect(response.status, JSON.stringify(response.json)).toBe(201)
-      const key = harness.store.keyVersions(`payments-rep-${type}`)[0]!
+      const key = (await harness.store.keyVersions(`payments-rep-${type}`))[0]!
       const states = await inspectKey(harness.cluster, Buffer.from(key.ckaId, 'hex'))
       expect(states.map((s) => s.state)).toEqual(['present', 'present'])
       expect(states[0]?.fingerprint).toBe(states[1]?.fingerprint)
@@ -56,7 +56,7 @@ describe('create', () => {
   })
 
   it('private and secret keys are sensitive; extractable only under a trusted key', async () => {
-    const key = harness.store.keyVersions('payments-rep-aes-256')[0]!
+    const key = (await harness.store.keyVersions('payments-rep-aes-256'))[0]!
     const flags = await withToken(harness.env.tokens[1]!, (p, s) => {
       const [handle] = findAll(p, s, [
         { type: pkcs11js.CKA_ID, value: Buffer.from(key.ckaId, 'hex') },
@@ -81,7 +81,7 @@ describe('create', () => {
   })
 
   it('rejects a name outside the caller namespace', async () => {
-    harness.store.putApplication({
+    await harness.store.putApplication({
       name: 'payments-eu',
       team: 'payments',
       hosts: [],
@@ -94,7 +94,7 @@ describe('create', () => {
       const response = await harness.call(`/v1/keys/${name}/create`, { type: 'ec' })
       expect(response.status, name).toBe(403)
       expect(response.json, name).toMatchObject({ error: { code: 'key_namespace' } })
-      expect(harness.store.keyVersions(name), name).toEqual([])
+      expect(await harness.store.keyVersions(name), name).toEqual([])
     }
     const own = await harness.call('/v1/keys/payments-euro/create', { type: 'ec' })
     expect(own.status).toBe(201)
@@ -102,7 +102,7 @@ describe('create', () => {
   })
 
   it('keys check finds a member that misses a key', async () => {
-    const key = harness.store.keyVersions('payments-rep-hmac-sha256')[0]!
+    const key = (await harness.store.keyVersions('payments-rep-hmac-sha256'))[0]!
     await withToken(harness.env.tokens[1]!, (p, s) => {
       for (const h of findAll(p, s, [
         { type: pkcs11js.CKA_ID, value: Buffer.from(key.ckaId, 'hex') },
@@ -191,7 +191,7 @@ describe('disable, enable, destroy', () => {
   it('destroy removes every version from every member; later use is 409', async () => {
     await harness.call('/v1/keys/payments-doomed/create', { type: 'rsa', size: 2048 })
     await harness.call('/v1/keys/payments-doomed/rotate', {})
-    const versions = harness.store.keyVersions('payments-doomed')
+    const versions = await harness.store.keyVersions('payments-doomed')
     const destroyed = await harness.call('/v1/keys/payments-doomed/destroy', {})
     expect(destroyed.json).toMatchObject({
       state: 'destroyed',

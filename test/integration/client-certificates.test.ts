@@ -282,10 +282,14 @@ describe('renewal and clone detection', () => {
     const store = new SqliteStore(join(gateway.dir, 'store', 'hsmgate.db'))
     try {
       expect(
-        store.revokeCertificate(serial.toLowerCase(), 'keyCompromise', new Date().toISOString()),
+        await store.revokeCertificate(
+          serial.toLowerCase(),
+          'keyCompromise',
+          new Date().toISOString(),
+        ),
       ).toBe(true)
     } finally {
-      store.close()
+      await store.close()
     }
     const revoked = await renew(revokedDir)
     expect(revoked.code).toBe(1)

@@ -1,4 +1,12 @@
-import { chmodSync, copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -127,7 +135,7 @@ describe('doctor', () => {
     copyFileSync(store, `${store}.saved`)
     const future = new Date(Date.now() + 3_600_000).toISOString()
     const writer = new SqliteStore(store)
-    writer.appendAuditBatch([
+    await writer.appendAuditBatch([
       {
         time: future,
         node: 'doctor-test',
@@ -147,7 +155,7 @@ describe('doctor', () => {
         latencyMs: 1,
       },
     ])
-    writer.close()
+    await writer.close()
     try {
       expect((await failures()).map((r) => r.name)).toEqual(['clock'])
     } finally {
@@ -196,6 +204,33 @@ describe('doctor', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve))
     }
+  }, 60_000)
+
+  it('finds an admin socket open to other users', async () => {
+    const socket = join(dir, 'run', 'envoy-admin.sock')
+    mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 })
+    const server: Server = createServer()
+    await new Promise<void>((resolve) => server.listen(socket, resolve))
+    try {
+      chmodSync(socket, 0o666)
+      const failed = await failures()
+      expect(failed.map((r) => r.name)).toEqual(['envoy admin socket'])
+      expect(failed[0]?.detail).toContain('mode 0666')
+
+      chmodSync(socket, 0o600)
+      expect(await failures()).toEqual([])
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+  }, 60_000)
+
+  it('warns about the renamed envoy.admin_port', async () => {
+    const file = variant('renamed.yaml', (text) => text.replace('stats_port:', 'admin_port:'))
+    const { code, results } = await doctor(file)
+    expect(code).toBe(0)
+    const renamed = results.find((r) => r.name === 'config envoy.admin_port')
+    expect(renamed?.status).toBe('warn')
+    expect(renamed?.fix).toBe('rename envoy.admin_port to envoy.stats_port')
   }, 60_000)
 
   it('finds an invalid policy directory', async () => {

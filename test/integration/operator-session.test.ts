@@ -16,7 +16,7 @@ let dir: string
 let up: ChildProcess | undefined
 let upStderr = ''
 const cliStderr: string[] = []
-let ports: { listen: number; admin: number; enroll: number; authz: number; backend: number }
+let ports: { listen: number; stats: number; enroll: number; authz: number; backend: number }
 const plaintexts: string[] = []
 let enrollmentToken = ''
 
@@ -44,17 +44,17 @@ const scrape = (port: number, host = '127.0.0.1') => curl(`http://${host}:${port
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hsmgate-ops-'))
-  const [listen, admin, enroll, authz, backend] = (await freePorts(5)) as [
+  const [listen, stats, enroll, authz, backend] = (await freePorts(5)) as [
     number,
     number,
     number,
     number,
     number,
   ]
-  ports = { listen, admin, enroll, authz, backend }
+  ports = { listen, stats, enroll, authz, backend }
   const init = await cli([
     ...['init', '--dir', dir, '--force', '--port', String(listen)],
-    ...['--admin-port', String(admin), '--enroll-port', String(enroll)],
+    ...['--stats-port', String(stats), '--enroll-port', String(enroll)],
   ])
   expect(init.code, init.stderr).toBe(0)
   const config = parseDocument(readFileSync(join(dir, 'hsmgate.yaml'), 'utf8'))
@@ -181,7 +181,7 @@ describe('gateway session', () => {
     // Serials and addresses are never labels.
     expect(`${authz.body}${backend.body}`).not.toMatch(/127\.0\.0\.1|serial="/)
 
-    const envoy = await curl(`http://127.0.0.1:${ports.admin}/stats/prometheus`, [])
+    const envoy = await curl(`http://127.0.0.1:${ports.stats}/stats/prometheus`, [])
     expect(envoy.status).toBe(200)
     expect(envoy.body).toContain('envoy_')
   })

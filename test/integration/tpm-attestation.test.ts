@@ -24,7 +24,7 @@ let attested: AttestedKey
 let csrSpki: Buffer
 const nonce = Buffer.alloc(32, 7)
 const registered = new Map<string, AttestationKey>()
-const records = { attestationKey: (name: string) => registered.get(name) }
+const records = { attestationKey: async (name: string) => registered.get(name) }
 
 beforeAll(async () => {
   tpm = await startSoftwareTpm()
@@ -52,9 +52,9 @@ function evidence(overrides: Partial<TpmEvidence> = {}): TpmEvidence {
   }
 }
 
-function rejection(run: () => unknown): string {
+async function rejection(run: () => Promise<unknown>): Promise<string> {
   try {
-    run()
+    await run()
   } catch (error) {
     if (error instanceof ApiError) return error.code
     throw error
@@ -63,53 +63,57 @@ function rejection(run: () => unknown): string {
 }
 
 describe('TPM attestation of a client key', () => {
-  it('writes a TSS2 key file and a CSR of the TPM key', () => {
+  it('writes a TSS2 key file and a CSR of the TPM key', async () => {
     expect(attested.keyPem).toContain('-----BEGIN TSS2 PRIVATE KEY-----')
     expect(attested.csrPem).toContain('-----BEGIN CERTIFICATE REQUEST-----')
   })
 
-  it('verifies with the registered attestation key', () => {
-    const verified = verifyTpmAttestation(evidence(), csrSpki, 'app1.example', records)
+  it('verifies with the registered attestation key', async () => {
+    const verified = await verifyTpmAttestation(evidence(), csrSpki, 'app1.example', records)
     expect(verified.akName).toMatch(/^000b[0-9a-f]{64}$/)
     expect(verified.nonceHash).toMatch(/^[0-9a-f]{64}$/)
   })
 
-  it('rejects an attestation key registered for another host', () => {
+  it('rejects an attestation key registered for another host', async () => {
     expect(
-      rejection(() => verifyTpmAttestation(evidence(), csrSpki, 'other.example', records)),
+      await rejection(() => verifyTpmAttestation(evidence(), csrSpki, 'other.example', records)),
     ).toBe('attestation_key_unknown')
   })
 
-  it('rejects tampered certify info', () => {
+  it('rejects tampered certify info', async () => {
     const attest = Buffer.from(evidence().attest)
     attest[attest.length - 40]! ^= 0x01
     expect(
-      rejection(() => verifyTpmAttestation(evidence({ attest }), csrSpki, 'app1.example', records)),
+      await rejection(() =>
+        verifyTpmAttestation(evidence({ attest }), csrSpki, 'app1.example', records),
+      ),
     ).toBe('attestation_signature_invalid')
   })
 
-  it('rejects a software key claimed as TPM-resident', () => {
+  it('rejects a software key claimed as TPM-resident', async () => {
     const software = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     const spki = software.publicKey.export({ type: 'spki', format: 'der' })
-    expect(rejection(() => verifyTpmAttestation(evidence(), spki, 'app1.example', records))).toBe(
-      'attestation_mismatch',
-    )
+    expect(
+      await rejection(() => verifyTpmAttestation(evidence(), spki, 'app1.example', records)),
+    ).toBe('attestation_mismatch')
   })
 
   it('rejects a public area that is not the certified one', async () => {
     const other = await createAttestedKey(settings, nonce)
     const publicArea = Buffer.from(other.evidence.public, 'base64')
     expect(
-      rejection(() =>
+      await rejection(() =>
         verifyTpmAttestation(evidence({ publicArea }), csrSpki, 'app1.example', records),
       ),
     ).toBe('attestation_mismatch')
   }, 60_000)
 
-  it('rejects a truncated structure with a format error', () => {
+  it('rejects a truncated structure with a format error', async () => {
     const attest = evidence().attest.subarray(0, 20)
     expect(
-      rejection(() => verifyTpmAttestation(evidence({ attest }), csrSpki, 'app1.example', records)),
+      await rejection(() =>
+        verifyTpmAttestation(evidence({ attest }), csrSpki, 'app1.example', records),
+      ),
     ).toBe('attestation_invalid')
   })
 })

@@ -84,16 +84,17 @@ function keyProtectionOf(pem: string): string {
   return /1\.3\.6\.1\.4\.1\.32473\.1\.1:\s*\n\s*\.\.(\w+)/.exec(text)?.[1] ?? 'none'
 }
 
-function withStore<T>(read: (store: SqliteStore) => T): T {
+async function withStore<T>(read: (store: SqliteStore) => Promise<T>): Promise<T> {
   const store = new SqliteStore(join(gateway.dir, 'store', 'hsmgate.db'))
   try {
-    return read(store)
+    return await read(store)
   } finally {
-    store.close()
+    await store.close()
   }
 }
 
-const certificateCount = () => withStore((store) => store.certificatesOf('reporting').length)
+const certificateCount = async () =>
+  await withStore(async (store) => (await store.certificatesOf('reporting')).length)
 
 /** Sends POST /v1/enroll and returns the response body, or the error code of a rejection. */
 async function enrollRequest(body: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -163,14 +164,14 @@ describe('EK certificate trust path', () => {
     ])
     const key = await attested()
     const ekCertificate = certificateFor(join(dir, 'other-ca.pem'), join(dir, 'other-ca.key'), 'x')
-    const count = certificateCount()
+    const count = await certificateCount()
     const answer = await enrollRequest({
       token: await token('reporting', 'localhost'),
       csr: key.csrPem,
       tpm: { ...key.evidence, ek_certificate: ekCertificate },
     })
     expect(answer).toEqual({ error: 'ek_certificate_untrusted' })
-    expect(certificateCount()).toBe(count)
+    expect(await certificateCount()).toBe(count)
   }, 60_000)
 
   it('rejects a request without an EK certificate', async () => {
@@ -193,7 +194,7 @@ describe('EK certificate trust path', () => {
       csr: key.csrPem,
       tpm: { ...key.evidence, ek_certificate: ekCertificate },
     }
-    const count = certificateCount()
+    const count = await certificateCount()
     const first = await enrollRequest(body)
     const challenge = first.activation as ActivationChallenge
     expect(challenge.challenge_id).toMatch(/^[0-9a-f]{32}$/)
@@ -207,7 +208,7 @@ describe('EK certificate trust path', () => {
     }
     const second = await enrollRequest({ ...body, tpm: { ...body.tpm, activation: guess } })
     expect(second).toEqual({ error: 'activation_failed' })
-    expect(certificateCount()).toBe(count)
+    expect(await certificateCount()).toBe(count)
   }, 60_000)
 
   it('rejects a wrong activation answer', async () => {
@@ -222,7 +223,7 @@ describe('EK certificate trust path', () => {
       challenge_id: challenge.challenge_id,
       secret: randomBytes(32).toString('base64'),
     }
-    const count = certificateCount()
+    const count = await certificateCount()
     expect(await enrollRequest({ ...body, tpm: { ...body.tpm, activation: wrong } })).toEqual({
       error: 'activation_failed',
     })
@@ -232,9 +233,11 @@ describe('EK certificate trust path', () => {
     expect(await enrollRequest({ ...body, tpm: { ...body.tpm, activation: right } })).toEqual({
       error: 'activation_challenge_used',
     })
-    expect(certificateCount()).toBe(count)
+    expect(await certificateCount()).toBe(count)
     // The token of the rejected requests is still unused.
-    expect(withStore((store) => store.enrollmentToken(hashOf(body.token))?.usedAt)).toBeNull()
+    expect(
+      await withStore(async (store) => (await store.enrollmentToken(hashOf(body.token)))?.usedAt),
+    ).toBeNull()
   }, 60_000)
 
   it('rejects a replayed challenge answer', async () => {
@@ -251,17 +254,17 @@ describe('EK certificate trust path', () => {
     expect(typeof done.certificate).toBe('string')
     expect(keyProtectionOf(done.certificate as string)).toBe('tpm')
     const replay = { ...body, token: await token('reporting', 'localhost') }
-    const count = certificateCount()
+    const count = await certificateCount()
     expect(await enrollRequest({ ...replay, tpm: { ...replay.tpm, activation: answer } })).toEqual({
       error: 'activation_challenge_used',
     })
-    expect(certificateCount()).toBe(count)
+    expect(await certificateCount()).toBe(count)
   }, 60_000)
 })
 
 describe('nonce endpoint limits', () => {
   it('bounds a flood and still serves a token holder', async () => {
-    const before = withStore((store) => store.tpm.nonceCount())
+    const before = await withStore(async (store) => await store.tpm.nonceCount())
     const outcomes = new Map<string, number>()
     for (let i = 0; i < 60; i++) {
       let outcome: string
@@ -277,7 +280,7 @@ describe('nonce endpoint limits', () => {
     expect(outcomes.get('issued') ?? 0).toBeLessThanOrEqual(NONCES_PER_SOURCE)
     expect(outcomes.get('nonce_limit')).toBeGreaterThanOrEqual(60 - NONCES_PER_SOURCE)
     expect(outcomes.size).toBe(2)
-    const after = withStore((store) => store.tpm.nonceCount())
+    const after = await withStore(async (store) => await store.tpm.nonceCount())
     expect(after - before).toBeLessThanOrEqual(NONCES_PER_SOURCE)
 
     // An agent that presents its token gets nonces of its own and enrolls.

@@ -98,12 +98,15 @@ function keyProtectionOf(pem: string): string {
   return /1\.3\.6\.1\.4\.1\.32473\.1\.1:\s*\n\s*\.\.(\w+)/.exec(text)?.[1] ?? 'none'
 }
 
-function certificateCount(): number {
+async function certificateCount(): Promise<number> {
   const store = new SqliteStore(join(gateway.dir, 'store', 'hsmgate.db'))
   try {
-    return store.certificatesOf('payments').length + store.certificatesOf('reporting').length
+    return (
+      (await store.certificatesOf('payments')).length +
+      (await store.certificatesOf('reporting')).length
+    )
   } finally {
-    store.close()
+    await store.close()
   }
 }
 
@@ -204,13 +207,13 @@ describe('TPM enrollment rejects', () => {
 
   /** Posts an enrollment and returns the error code, checking that nothing was issued. */
   async function rejected(body: Record<string, unknown>): Promise<string> {
-    const count = certificateCount()
+    const count = await certificateCount()
     const res = await curl(`${enrollUrl}/v1/enroll`, [
       ...['--cacert', ca(), '-H', 'content-type: application/json'],
       ...['--data-binary', JSON.stringify(body)],
     ])
     expect(res.status, res.body).toBeGreaterThanOrEqual(400)
-    expect(certificateCount()).toBe(count)
+    expect(await certificateCount()).toBe(count)
     return String((res.json().error as { code: string }).code)
   }
 

@@ -28,12 +28,12 @@ export interface ChallengeMessage {
  * SHA-256 of the secret is stored. Throws ApiError 400 for an EK key type the gateway cannot
  * encrypt to.
  */
-export function issueActivationChallenge(
+export async function issueActivationChallenge(
   ek: TrustedEk,
   verified: VerifiedAttestation,
   records: Pick<TpmRecords, 'putChallenge'>,
   now = new Date(),
-): ChallengeMessage {
+): Promise<ChallengeMessage> {
   const secret = randomBytes(SECRET_BYTES)
   let made
   try {
@@ -44,7 +44,7 @@ export function issueActivationChallenge(
   }
   const id = randomBytes(16).toString('hex')
   const expiresAt = new Date(now.getTime() + CHALLENGE_LIFETIME_MS).toISOString()
-  records.putChallenge({
+  await records.putChallenge({
     id,
     secretHash: sha256(secret),
     akName: verified.akName,
@@ -66,14 +66,14 @@ export function issueActivationChallenge(
  * and the answer counts only for the attestation key, nonce and EK certificate it was made
  * for. Throws ApiError 403 for an unknown, used or expired challenge or a wrong answer.
  */
-export function checkActivationAnswer(
+export async function checkActivationAnswer(
   answer: ActivationAnswer,
   ek: TrustedEk,
   verified: VerifiedAttestation,
   records: Pick<TpmRecords, 'takeChallenge'>,
   now = new Date(),
-): void {
-  const taken = records.takeChallenge(answer.challengeId, now.toISOString())
+): Promise<void> {
+  const taken = await records.takeChallenge(answer.challengeId, now.toISOString())
   if (!taken.ok) {
     const messages = {
       unknown: 'the activation challenge was not issued by this gateway',

@@ -107,16 +107,16 @@ function parseActivation(value: unknown): ActivationAnswer | undefined {
  * client sent, whose attributes make the key non-exportable and whose point is the CSR's key.
  * Changes no state; the caller redeems the nonce with redeemAttestationNonce. Throws ApiError.
  */
-export function verifyTpmAttestation(
+export async function verifyTpmAttestation(
   evidence: TpmEvidence,
   csrSpki: Buffer,
   host: string,
   records: Pick<TpmRecords, 'attestationKey'>,
-): VerifiedAttestation {
+): Promise<VerifiedAttestation> {
   const akName = parsed(() =>
     parseTpmPublic(evidence.akPublicArea, 'attestation key public area'),
   ).name.toString('hex')
-  if (!isRegistered(akName, host, records)) throw unregistered(akName, host)
+  if (!(await isRegistered(akName, host, records))) throw unregistered(akName, host)
   return verifyCertifyEvidence(evidence, csrSpki)
 }
 
@@ -147,11 +147,11 @@ export function verifyCertifyEvidence(evidence: TpmEvidence, csrSpki: Buffer): V
 }
 
 /** Redeems the attestation's nonce once; throws ApiError 403 for an unknown, used or expired one. */
-export function redeemAttestationNonce(
+export async function redeemAttestationNonce(
   verified: VerifiedAttestation,
   records: Pick<TpmRecords, 'redeemNonce'>,
-): void {
-  const redemption = records.redeemNonce(verified.nonceHash, new Date().toISOString())
+): Promise<void> {
+  const redemption = await records.redeemNonce(verified.nonceHash, new Date().toISOString())
   if (redemption.ok) return
   const messages = {
     unknown: 'the nonce in the certify info was not issued by this gateway or has expired',
@@ -162,12 +162,12 @@ export function redeemAttestationNonce(
 }
 
 /** Returns true when an operator registered the attestation key `akName` for `host`. */
-export function isRegistered(
+export async function isRegistered(
   akName: string,
   host: string,
   records: Pick<TpmRecords, 'attestationKey'>,
-): boolean {
-  const registered = records.attestationKey(akName)
+): Promise<boolean> {
+  const registered = await records.attestationKey(akName)
   return registered !== undefined && registered.host === host
 }
 

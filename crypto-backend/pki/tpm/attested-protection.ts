@@ -43,24 +43,25 @@ type Records = Pick<TpmRecords, 'attestationKey' | 'redeemNonce' | 'putChallenge
  * An invalid attestation throws ApiError and is logged with the decision id; it never falls back
  * to 'software'.
  */
-export function attestedProtection(
+export async function attestedProtection(
   tpm: unknown,
   csrSpki: Buffer,
   records: Records,
   context: AttestationContext,
   trust: TpmTrust = DEFAULT_TPM_TRUST,
-): AttestationOutcome {
+): Promise<AttestationOutcome> {
   if (tpm === undefined) return { protection: 'software' }
   try {
     const evidence = parseTpmEvidence(tpm)
     const verified = verifyCertifyEvidence(evidence, csrSpki)
     const registered =
-      trust.mode !== 'ek-certificate' && isRegistered(verified.akName, context.host, records)
+      trust.mode !== 'ek-certificate' &&
+      (await isRegistered(verified.akName, context.host, records))
     if (!registered) {
-      const challenge = activate(evidence, verified, records, context, trust)
+      const challenge = await activate(evidence, verified, records, context, trust)
       if (challenge !== undefined) return { challenge }
     }
-    redeemAttestationNonce(verified, records)
+    await redeemAttestationNonce(verified, records)
     context.logger.info(
       {
         decision_id: context.decisionId,
@@ -92,13 +93,13 @@ export function attestedProtection(
  * challenge when the evidence has no answer, checks the answer when it has one and returns
  * undefined then. Throws ApiError when this path is not enabled or fails.
  */
-function activate(
+async function activate(
   evidence: TpmEvidence,
   verified: VerifiedAttestation,
   records: Records,
   context: AttestationContext,
   trust: TpmTrust,
-): ChallengeMessage | undefined {
+): Promise<ChallengeMessage | undefined> {
   if (trust.mode === 'registered-ak') throw unregistered(verified.akName, context.host)
   if (evidence.ekCertificate === undefined) {
     const hint = ", or send the TPM's EK certificate in 'tpm.ek_certificate'"
@@ -113,7 +114,7 @@ function activate(
   }
   const ek = verifyEkCertificate(evidence.ekCertificate, trust.manufacturerCas)
   if (evidence.activation === undefined) {
-    const challenge = issueActivationChallenge(ek, verified, records)
+    const challenge = await issueActivationChallenge(ek, verified, records)
     context.logger.info(
       {
         decision_id: context.decisionId,
@@ -126,6 +127,6 @@ function activate(
     )
     return challenge
   }
-  checkActivationAnswer(evidence.activation, ek, verified, records)
+  await checkActivationAnswer(evidence.activation, ek, verified, records)
   return undefined
 }

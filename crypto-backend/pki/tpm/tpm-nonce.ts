@@ -19,16 +19,22 @@ export interface IssuedNonce {
  * unless `source` or all sources together already hold as many unexpired, unused nonces as
  * `limits` allow. Throws ApiError 429 nonce_limit then.
  */
-export function issueNonce(
+export async function issueNonce(
   records: Pick<TpmRecords, 'putNonce'>,
   source: string,
   limits: NonceLimits,
   now = new Date(),
-): IssuedNonce {
+): Promise<IssuedNonce> {
   const nonce = randomBytes(NONCE_BYTES)
   const expiresAt = new Date(now.getTime() + NONCE_LIFETIME_MS)
   const hash = createHash('sha256').update(nonce).digest('hex')
-  const put = records.putNonce(hash, now.toISOString(), expiresAt.toISOString(), source, limits)
+  const put = await records.putNonce(
+    hash,
+    now.toISOString(),
+    expiresAt.toISOString(),
+    source,
+    limits,
+  )
   if (put.ok) return { nonce, expiresAt }
   const scope =
     put.reason === 'source_limit'

@@ -1,0 +1,172 @@
+/**
+ * Versioned schema changes for the PostgreSQL store. Version N here makes the same change as
+ * version N of the SQLite migrations, in PostgreSQL types: times that queries compare are
+ * timestamptz, lists are jsonb, flags are boolean. Never edit a released migration; add one.
+ *
+ * Columns that the store orders by use COLLATE "C", so that PostgreSQL sorts them byte by byte
+ * as SQLite does whatever the database's locale. Audit and checkpoint times stay text because
+ * the chain hash and the checkpoint signature cover their exact characters.
+ */
+export const postgresMigrations: readonly string[] = [
+  // 1: keys, applications, the audit chains, and the head of each chain, which appends lock.
+  `CREATE TABLE keys (
+     name TEXT COLLATE "C" NOT NULL,
+     version INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     cka_id TEXT NOT NULL UNIQUE,
+     label TEXT NOT NULL,
+     state TEXT NOT NULL,
+     owner TEXT NOT NULL,
+     tags JSONB NOT NULL DEFAULT '[]',
+     classification TEXT NOT NULL DEFAULT 'internal',
+     created_at TIMESTAMPTZ NOT NULL,
+     PRIMARY KEY (name, version)
+   );
+   CREATE TABLE applications (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     team TEXT NOT NULL,
+     hosts JSONB NOT NULL,
+     addresses JSONB NOT NULL,
+     suspended BOOLEAN NOT NULL DEFAULT false,
+     created_at TIMESTAMPTZ NOT NULL
+   );
+   CREATE TABLE audit (
+     node TEXT COLLATE "C" NOT NULL,
+     seq BIGINT NOT NULL,
+     time TEXT NOT NULL,
+     principal TEXT NOT NULL,
+     cert_serial TEXT,
+     source_address TEXT,
+     decision_id TEXT NOT NULL,
+     operation TEXT NOT NULL,
+     key_name TEXT,
+     key_version INTEGER,
+     outcome TEXT NOT NULL,
+     status INTEGER NOT NULL,
+     error_code TEXT,
+     policy_ids TEXT NOT NULL,
+     reason TEXT,
+     request_digest TEXT NOT NULL,
+     latency_ms DOUBLE PRECISION NOT NULL,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     PRIMARY KEY (node, seq)
+   );
+   CREATE TABLE audit_heads (
+     writer TEXT COLLATE "C" PRIMARY KEY,
+     seq BIGINT NOT NULL,
+     hash TEXT NOT NULL
+   );`,
+  // 2: issued certificates, enrollment tokens and the newest serial per application and host.
+  `CREATE TABLE certificates (
+     serial TEXT COLLATE "C" PRIMARY KEY,
+     app TEXT NOT NULL,
+     host TEXT NOT NULL,
+     addresses JSONB NOT NULL,
+     not_before TIMESTAMPTZ NOT NULL,
+     not_after TIMESTAMPTZ NOT NULL,
+     key_protection TEXT NOT NULL,
+     status TEXT NOT NULL,
+     revoked_at TIMESTAMPTZ,
+     revocation_reason TEXT,
+     issued_at TIMESTAMPTZ NOT NULL
+   );
+   CREATE INDEX certificates_by_app ON certificates (app, host);
+   CREATE TABLE enrollment_tokens (
+     token_hash TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     host TEXT NOT NULL,
+     addresses JSONB NOT NULL,
+     expires_at TIMESTAMPTZ NOT NULL,
+     created_at TIMESTAMPTZ NOT NULL,
+     used_at TIMESTAMPTZ
+   );
+   CREATE TABLE newest_serials (
+     app TEXT NOT NULL,
+     host TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     not_before TIMESTAMPTZ NOT NULL,
+     PRIMARY KEY (app, host)
+   );`,
+  // 3: signed audit checkpoints.
+  `CREATE TABLE audit_checkpoints (
+     writer TEXT COLLATE "C" NOT NULL,
+     seq BIGINT NOT NULL,
+     head_hash TEXT NOT NULL,
+     time TEXT NOT NULL,
+     signer TEXT COLLATE "C" NOT NULL,
+     key_id TEXT NOT NULL,
+     public_key TEXT NOT NULL,
+     signature TEXT NOT NULL,
+     PRIMARY KEY (writer, seq, signer)
+   );`,
+  // 4: dual control approvals, first uses seen by anomaly rules, approval holds.
+  `CREATE TABLE approvals (
+     id TEXT COLLATE "C" PRIMARY KEY,
+     requester TEXT NOT NULL,
+     operation TEXT NOT NULL,
+     key_name TEXT,
+     params_digest TEXT NOT NULL,
+     quota TEXT,
+     extra INTEGER NOT NULL DEFAULT 0,
+     group_name TEXT NOT NULL,
+     required INTEGER NOT NULL,
+     uses INTEGER NOT NULL,
+     uses_left INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     created_at TIMESTAMPTZ NOT NULL,
+     expires_at TIMESTAMPTZ NOT NULL
+   );
+   CREATE INDEX approvals_by_requester ON approvals (requester, operation, status);
+   CREATE TABLE approval_votes (
+     approval_id TEXT NOT NULL,
+     approver TEXT NOT NULL,
+     vote TEXT NOT NULL,
+     at TIMESTAMPTZ NOT NULL,
+     cast_order BIGSERIAL NOT NULL,
+     PRIMARY KEY (approval_id, approver)
+   );
+   CREATE TABLE first_uses (
+     app TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     first_seen TIMESTAMPTZ NOT NULL,
+     PRIMARY KEY (app, kind, value)
+   );
+   CREATE TABLE approval_holds (
+     app TEXT PRIMARY KEY,
+     rule TEXT NOT NULL,
+     group_name TEXT NOT NULL,
+     required INTEGER NOT NULL,
+     created_at TIMESTAMPTZ NOT NULL
+   );`,
+  // 5: TPM attestation: single-use nonces for TPM2_Certify and registered attestation keys.
+  `CREATE TABLE tpm_nonces (
+     nonce_hash TEXT PRIMARY KEY,
+     issued_at TIMESTAMPTZ NOT NULL,
+     expires_at TIMESTAMPTZ NOT NULL,
+     used_at TIMESTAMPTZ
+   );
+   CREATE TABLE tpm_attestation_keys (
+     name TEXT PRIMARY KEY,
+     host TEXT NOT NULL,
+     public_area TEXT NOT NULL,
+     registered_at TIMESTAMPTZ NOT NULL
+   );`,
+  // 6: TPM: the requester of each attestation nonce, for the limits on outstanding nonces, and
+  // the credential activation challenges of the EK certificate trust path.
+  `ALTER TABLE tpm_nonces ADD COLUMN source TEXT NOT NULL DEFAULT '';
+   CREATE INDEX tpm_nonces_by_source ON tpm_nonces (source, expires_at);
+   CREATE INDEX tpm_nonces_by_expiry ON tpm_nonces (expires_at);
+   CREATE TABLE tpm_activation_challenges (
+     id TEXT PRIMARY KEY,
+     secret_hash TEXT NOT NULL,
+     ak_name TEXT NOT NULL,
+     nonce_hash TEXT NOT NULL,
+     ek_fingerprint TEXT NOT NULL,
+     issued_at TIMESTAMPTZ NOT NULL,
+     expires_at TIMESTAMPTZ NOT NULL,
+     used_at TIMESTAMPTZ
+   );
+   CREATE INDEX tpm_activation_challenges_by_expiry ON tpm_activation_challenges (expires_at);`,
+]
