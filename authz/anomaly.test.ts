@@ -85,6 +85,15 @@ describe('anomaly rules', () => {
     )
   })
 
+  it('report a serial in lowercase', async () => {
+    const serials = detector({ kind: 'serial_multiple_addresses', action: ['alert'] })
+    expect(await serials.observe(event({ serial: '00:C4:1F' }))).toHaveLength(0)
+    const [finding] = await serials.observe(event({ serial: 'C41F', sourceAddress: '127.0.0.2' }))
+    expect(finding?.subject).toBe('c41f')
+    expect(finding?.message).toContain('certificate c41f of application payments')
+    expect(finding?.message).not.toMatch(/C41F/)
+  })
+
   it('report a rate above factor times the baseline only after warm-up', async () => {
     const rate = detector({
       kind: 'rate',

@@ -2,6 +2,7 @@ import { durationMs } from '../crypto-backend/pki/duration.js'
 import type { AnomalyRuleConfig } from './controls-schema.js'
 import { RateBaseline } from './anomaly-rate.js'
 import { canonicalAddress } from './request-facts.js'
+import { normalizeSerial } from '../store/certificate-serial.js'
 
 /** What an anomaly rule sees of one request by an application. */
 export interface UsageEvent {
@@ -143,16 +144,18 @@ export class AnomalyDetector {
     fire: (subject: string, message: string, details?: Record<string, string | number>) => Finding,
   ): Finding | undefined {
     const address = canonicalAddress(event.sourceAddress) ?? event.sourceAddress
-    const first = this.serialAddress.get(event.serial)
+    // Findings print the serial as the audit, the CRL and `hsmgate certs revoke` do.
+    const serial = normalizeSerial(event.serial)
+    const first = this.serialAddress.get(serial)
     if (first === undefined) {
       if (this.serialAddress.size >= MEMORY_LIMIT) this.serialAddress.clear()
-      this.serialAddress.set(event.serial, address)
+      this.serialAddress.set(serial, address)
       return undefined
     }
     if (first === address) return undefined
     return fire(
-      event.serial,
-      `certificate ${event.serial} of application ${event.app} used from ${first} and ${address}`,
+      serial,
+      `certificate ${serial} of application ${event.app} used from ${first} and ${address}`,
       { first_address: first, address },
     )
   }

@@ -38,6 +38,13 @@ export class DualControl {
     return (this.config.groups[group] ?? []).includes(person)
   }
 
+  /** Returns the names of the groups the person is a member of. */
+  groupsOf(person: string): string[] {
+    return Object.entries(this.config.groups)
+      .filter(([, members]) => members.includes(person))
+      .map(([group]) => group)
+  }
+
   /** Returns whether the person belongs to any approver group. */
   isApprover(person: string): boolean {
     return Object.values(this.config.groups).some((members) => members.includes(person))

@@ -6,6 +6,7 @@ import type { PeerIdentity } from './identity.js'
 import type { Operation } from './operation.js'
 import type { ApprovalOperation } from './approval-routes.js'
 import { recordDecision } from '../metrics/authz-metrics.js'
+import { normalizeSerial } from '../store/certificate-serial.js'
 
 /** Facts about a request while it is decided, for the log and the audit. */
 export interface Facts {
@@ -65,7 +66,8 @@ export async function finish(
     method: facts.method.slice(0, 16),
     path: facts.path.slice(0, 256),
     principal: facts.identity?.principal ?? null,
-    cert_serial: facts.identity?.serialNumber,
+    cert_serial:
+      facts.identity === undefined ? undefined : normalizeSerial(facts.identity.serialNumber),
     source_address: facts.sourceAddress.slice(0, 64) || undefined,
     operation: facts.operation?.name ?? null,
     key: facts.operation !== undefined && 'key' in facts.operation ? facts.operation.key : null,

@@ -26,6 +26,7 @@ import { prospectiveKey } from './prospective-key.js'
 import { lookUpNamespaceOwner } from '../crypto-backend/keys/key-namespace.js'
 import type { PolicyKey, PolicyPrincipal } from './policy-request.js'
 import { contextFacts } from './request-facts.js'
+import { sourceMismatchNote } from './deny-note.js'
 import { collectHeaders, isPartialBody, requestBody, type CheckRequest } from './check-request.js'
 import {
   finish,
@@ -36,7 +37,8 @@ import {
 } from './check-outcome.js'
 import { StoreUnavailableError } from '../store/store-unavailable.js'
 import { resolveApprovalRoute, type ApprovalOperation } from './approval-routes.js'
-import { approvalRouteDeny } from './approval-check.js'
+import { approvalCallDeny, approvalRouteDeny } from './approval-check.js'
+import { checkIssuedClaims } from './issued-identity.js'
 import {
   approvalGate,
   observeUsage,
@@ -158,11 +160,21 @@ async function decide(
       logFields: { detail: error.message },
     })
   }
-  const identity = facts.identity
   const revoked = enroll
     ? undefined
-    : await revocationDeny(options.revocations, identity.serialNumber)
+    : await revocationDeny(options.revocations, facts.identity.serialNumber)
   if (revoked !== undefined) return denied(revoked)
+  if (!enroll) {
+    const claims = await checkIssuedClaims(
+      options.revocations,
+      facts.identity,
+      options.trustDomain,
+      options.logger,
+    )
+    if ('deny' in claims) return denied(claims.deny)
+    facts.identity = claims.identity
+  }
+  const identity = facts.identity
   const approvalRoute = enroll ? undefined : resolveApprovalRoute(facts.method, facts.path)
   if (approvalRoute !== undefined) {
     return decideApprovalRoute(options, request, facts, approvalRoute, nowMs)
@@ -272,7 +284,9 @@ async function decide(
   }
   if (!decision.allowed) {
     const ids = decision.policyIds
-    return forbidden(decision.reason, ids, `${decision.reason} (policy ${ids.join(', ')})`)
+    const application = caller.kind === 'application' ? caller.application : undefined
+    const note = sourceMismatchNote(decision.reason, facts.sourceAddress, identity, application)
+    return forbidden(decision.reason, ids, `${decision.reason} (policy ${ids.join(', ')})${note}`)
   }
   if (gate.deny !== undefined) return denied(gate.deny)
   const overQuota =
@@ -337,6 +351,25 @@ async function decideApprovalRoute(
   )
   if (deny !== undefined) return { allow: false, deny }
   facts.body = requestBody(http)
+  // Clone detection, anomaly rules and host binding apply here as to every other operation.
+  const controlDeny = await approvalCallDeny(
+    {
+      route,
+      identity,
+      sourceAddress: facts.sourceAddress,
+      body: facts.body,
+      decisionId: facts.decisionId,
+      nowMs,
+    },
+    {
+      trustDomain: options.trustDomain,
+      application: (name) => options.directory.application(name),
+      logger: options.logger,
+      ...(options.cloneDetection === undefined ? {} : { cloneDetection: options.cloneDetection }),
+      ...(options.controls === undefined ? {} : { controls: options.controls }),
+    },
+  )
+  if (controlDeny !== undefined) return { allow: false, deny: controlDeny }
   const headers = allowHeaders(options, identity, facts, collectHeaders(http), nowMs)
   return {
     allow: true,

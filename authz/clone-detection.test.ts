@@ -75,4 +75,54 @@ describe('clone detection', () => {
     expect(await detectClone(detection, app, renewed, 'd_4', logger)).toBeUndefined()
     expect(calls).toHaveLength(3)
   })
+
+  it('alerts with lowercase serials', async () => {
+    const { ledger, release, pending } = delayedLedger()
+    const raised: Array<{ subject: string; details?: Record<string, unknown> }> = []
+    const detection: CloneDetection = {
+      ledger: {
+        ...ledger,
+        certificatesOf: async () => [
+          {
+            serial: '5b0c',
+            app: 'payments',
+            host: 'pay-1',
+            addresses: [],
+            notBefore: '2026-12-04T00:40:00.000Z',
+            notAfter: '2026-12-04T01:40:00.000Z',
+            keyProtection: 'software',
+            status: 'active',
+            revokedAt: null,
+            revocationReason: null,
+            issuedAt: '2026-12-04T00:40:00.000Z',
+          },
+        ],
+      },
+      suspend: false,
+      alerter: { raise: (alert) => void raised.push(alert), idle: async () => undefined },
+    }
+    const app = application('payments')
+    const renewed = detectClone(
+      detection,
+      app,
+      identity('5B0C', '2026-12-04T00:40:00Z'),
+      'd_1',
+      logger,
+    )
+    release(0)
+    expect(await renewed).toBeUndefined()
+    const copy = detectClone(
+      detection,
+      app,
+      identity('00:A1:F0', '2026-12-04T00:00:00Z'),
+      'd_2',
+      logger,
+    )
+    await new Promise((resolve) => setImmediate(resolve))
+    release(pending.length - 1)
+    expect(await copy).toMatchObject({ code: 'certificate_superseded' })
+    expect(raised).toHaveLength(1)
+    expect(raised[0]?.subject).toBe('a1f0')
+    expect(raised[0]?.details).toMatchObject({ serial: 'a1f0', newer_serial: '5b0c' })
+  })
 })

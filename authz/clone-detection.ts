@@ -26,19 +26,23 @@ export interface CloneDetection {
 }
 
 /**
- * The serial last recorded as newest per application and host, with its notBefore, so that the
- * common case, a client using its current certificate again, needs no store write. authz is the
- * only writer of these records on a node, so a cached serial is still the newest in the store.
+ * The serial last recorded as newest per application and host, with its notBefore, so that a
+ * client using its current certificate again needs at most one store write per second. Other
+ * gateway nodes on the same store may record a successor at any time, so an entry is trusted
+ * for NEWEST_SEEN_TTL_MS only: a copied key is refused by every node within that time after its
+ * successor was first used anywhere.
  */
-// NOTE: several gateway nodes sharing one store each keep their own cache, so a node that
-// cached serial A keeps accepting A after another node has recorded its successor B.
 const newestSeenBy = new WeakMap<CloneDetection, Map<string, NewestSeen>>()
 
 interface NewestSeen {
   serial: string
   notBefore: string
+  /** performance.now() when the store last confirmed this serial as the newest. */
+  confirmedMs: number
 }
 const NEWEST_SEEN_LIMIT = 10_000
+/** How long a serial confirmed as newest is accepted without asking the store again. */
+export const NEWEST_SEEN_TTL_MS = 1000
 
 /**
  * Returns the host a certificate is bound to: its first DNS SAN, or '' for a certificate
@@ -79,7 +83,11 @@ export async function detectClone(
   const cacheKey = `${application.name}\u0000${host}`
   let newestSeen = newestSeenBy.get(detection)
   if (newestSeen === undefined) newestSeenBy.set(detection, (newestSeen = new Map()))
-  if (newestSeen.get(cacheKey)?.serial === serial) return undefined
+  const seen = newestSeen.get(cacheKey)
+  const checkedMs = performance.now()
+  if (seen?.serial === serial && checkedMs - seen.confirmedMs < NEWEST_SEEN_TTL_MS) {
+    return undefined
+  }
   const sighting = await detection.ledger.recordSerialSeen(
     application.name,
     host,
@@ -92,7 +100,7 @@ export async function detectClone(
     const cached = newestSeen.get(cacheKey)
     if (cached === undefined || cached.notBefore <= notBefore) {
       if (newestSeen.size >= NEWEST_SEEN_LIMIT) newestSeen.clear()
-      newestSeen.set(cacheKey, { serial, notBefore })
+      newestSeen.set(cacheKey, { serial, notBefore, confirmedMs: checkedMs })
     }
     return undefined
   }

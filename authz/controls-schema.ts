@@ -137,6 +137,8 @@ export const approvalsSchema = z
     rules: z.array(approvalRuleSchema).default([]),
     /** Maximum lifetime of an approval request and its grant. Default: 1h. */
     max_ttl: duration.default('1h'),
+    /** Maximum pending, unexpired requests per requester; further requests get 429. Default: 20. */
+    max_pending: z.number().int().min(1).max(10_000).optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -9,7 +9,7 @@ import { DualControl } from './approval-rules.js'
 import type { RuntimeControls } from './controls.js'
 import type { ApprovalsDeps } from '../crypto-backend/routes/approvals.js'
 import { QuotaEnforcer, quotasFromConfig } from './quota.js'
-import { MemoryQuotaCounter } from './quota-counter.js'
+import { MemoryQuotaCounter, type QuotaCounter } from './quota-counter.js'
 
 /** Creates the alerter from authz.alerts: log lines, plus webhook POSTs when a URL is set. */
 export function alerterFromConfig(config: LoadedConfig, logger: Logger): Alerter {
@@ -35,12 +35,14 @@ export function alerterFromConfig(config: LoadedConfig, logger: Logger): Alerter
 
 /**
  * Builds quotas, anomaly rules and dual control from the configuration, on the shared store.
- * Quota counters are kept in this process's memory.
+ * Quotas are counted by `counter`: in this process's memory unless the caller passes the
+ * store's shared counter (quotaCounterFor).
  */
 export function runtimeControls(
   config: LoadedConfig,
   store: Pick<Store, 'controls' | 'putApplication'>,
   alerter: Alerter,
+  counter: QuotaCounter = new MemoryQuotaCounter(),
 ): RuntimeControls {
   const controls = store.controls
   const trustDomain = config.trust_domain
@@ -56,7 +58,7 @@ export function runtimeControls(
     ...(quotas.length === 0
       ? {}
       : {
-          quotas: new QuotaEnforcer(quotas, new MemoryQuotaCounter(), (app, quota, nowMs) =>
+          quotas: new QuotaEnforcer(quotas, counter, (app, quota, nowMs) =>
             controls.quotaExtension(
               `spiffe://${trustDomain}/app/${app}`,
               quota,
@@ -74,6 +76,9 @@ export function runtimeControls(
   }
 }
 
+/** Pending approval requests one requester may have when authz.approvals.max_pending is unset. */
+export const DEFAULT_MAX_PENDING = 20
+
 /** Builds what the backend's approvals API needs from the configuration and the store. */
 export function approvalsDeps(
   config: LoadedConfig,
@@ -86,6 +91,7 @@ export function approvalsDeps(
     trustDomain: config.trust_domain,
     quotas: config.authz.quotas ?? [],
     maxTtlMs: durationMs(approvals.max_ttl),
+    maxPending: approvals.max_pending ?? DEFAULT_MAX_PENDING,
     keyVersions: (name) => store.keyVersions(name),
   }
 }

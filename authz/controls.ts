@@ -173,14 +173,19 @@ async function requirementOf(
   return { group: hold.group, required: hold.required, source: `anomaly ${hold.rule}` }
 }
 
-function approvalRequired(requirement: ApprovalRequirement, match: GrantMatch): Deny {
+/**
+ * Returns the `approval_required` deny. Its message names the command that requests the grant,
+ * with placeholders for the caller's gateway URL, CA file, certificate and key.
+ */
+export function approvalRequired(requirement: ApprovalRequirement, match: GrantMatch): Deny {
   return {
     status: 403,
     code: 'approval_required',
     message:
       `${match.operation}${match.key === null ? '' : ` with key '${match.key}'`} needs ` +
       `${requirement.required} approvals from group '${requirement.group}'; run 'hsmgate ` +
-      `approvals request --operation ${match.operation}` +
+      'approvals request --gateway URL --ca CA_FILE --cert CERT_FILE --tls-key KEY_FILE ' +
+      `--operation ${match.operation}` +
       `${match.key === null ? '' : ` --key ${match.key}`} --digest ${match.paramsDigest}'`,
     reason: 'approval_required',
     logFields: { approval_source: requirement.source, params_digest: match.paramsDigest },

@@ -86,7 +86,7 @@ describe('identityFromCertificate', () => {
     expect(identity.principal).toBe('spiffe://hsmgate.demo/app/payments')
     expect(identity.trustDomain).toBe(trustDomain)
     expect(identity.issuer).toBe('CN=valid')
-    expect(identity.serialNumber).toMatch(/^[0-9A-F]+$/)
+    expect(identity.serialNumber).toMatch(/^[0-9a-f]+$/)
     expect(identity.notBefore.getTime()).toBeLessThanOrEqual(Date.now())
     expect(identity.notAfter.getTime()).toBeGreaterThan(Date.now())
     expect(identity.fingerprint256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/)

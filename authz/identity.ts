@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto'
+import { normalizeSerial } from '../store/certificate-serial.js'
 import { keyProtectionOf, type KeyProtection } from './key-protection.js'
 
 /** The client identity taken from the peer certificate that Envoy verified. */
@@ -6,7 +7,10 @@ export interface PeerIdentity {
   /** The SPIFFE ID from the certificate's single URI SAN. */
   readonly principal: string
   readonly trustDomain: string
-  /** Hex serial number, as node:crypto prints it. */
+  /**
+   * Serial number in lowercase hex without leading zero bytes (normalizeSerial), the form that
+   * the audit, the certificates table, the CRL and `hsmgate certs revoke` use.
+   */
   readonly serialNumber: string
   /** Issuer distinguished name, one attribute per line. */
   readonly issuer: string
@@ -126,22 +130,23 @@ function parseIdentity(encoded: string, trustDomain: string, nowMs: number): Pee
     )
   }
 
+  const serialNumber = normalizeSerial(certificate.serialNumber)
   const notBefore = new Date(certificate.validFrom)
   const notAfter = new Date(certificate.validTo)
-  checkValidity({ serialNumber: certificate.serialNumber, notBefore, notAfter }, nowMs)
+  checkValidity({ serialNumber, notBefore, notAfter }, nowMs)
 
   const sans = subjectAltNames(certificate.subjectAltName)
   const uris = sans.filter((san) => san.type === 'URI').map((san) => san.value)
   if (uris.length === 0) {
     throw new IdentityError(
       'uri_san_missing',
-      `peer certificate ${certificate.serialNumber} has no URI subject alternative name`,
+      `peer certificate ${serialNumber} has no URI subject alternative name`,
     )
   }
   if (uris.length > 1) {
     throw new IdentityError(
       'uri_san_multiple',
-      `peer certificate ${certificate.serialNumber} has ${uris.length} URI subject alternative ` +
+      `peer certificate ${serialNumber} has ${uris.length} URI subject alternative ` +
         `names; exactly one is required`,
     )
   }
@@ -165,7 +170,7 @@ function parseIdentity(encoded: string, trustDomain: string, nowMs: number): Pee
   return {
     principal,
     trustDomain,
-    serialNumber: certificate.serialNumber,
+    serialNumber,
     issuer: certificate.issuer,
     subject: certificate.subject,
     notBefore,

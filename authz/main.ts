@@ -1,12 +1,13 @@
 // Process entry of the ext_authz service: node dist/authz/main.js --config FILE
 import { parseArgs } from 'node:util'
 import { loadConfig, policyDir, socketPaths } from '../config/load.js'
-import { createLogger, type Logger } from '../log/logger.js'
+import { componentLogger, createLogger, type Logger } from '../log/logger.js'
 import { openStore } from '../store/open-store.js'
 import { loadDecisionSecret } from './decision-header.js'
 import { trustedProxies } from './client-address.js'
 import { startAuthzServer } from './server.js'
 import { alerterFromConfig, runtimeControls } from './controls-setup.js'
+import { quotaCounterFor } from './quota-store-counter.js'
 import { socketGroupId } from '../config/socket-access.js'
 import { startAuthzObservability } from '../metrics/process-observability.js'
 
@@ -51,8 +52,8 @@ async function main(): Promise<number> {
     const policies = policyDir(config)
     // The store is shared with the backend (SQLite WAL, or PostgreSQL shared by all nodes); authz
     // reads applications and keys from it and appends its own audit chain.
-    const store = await openStore(config.store, logger.child({ component: 'store' }))
-    const alerter = alerterFromConfig(config, logger.child({ component: 'alerts' }))
+    const store = await openStore(config.store, componentLogger(logger, 'store'))
+    const alerter = alerterFromConfig(config, componentLogger(logger, 'alerts'))
     try {
       const server = await startAuthzServer({
         socketPath,
@@ -71,7 +72,12 @@ async function main(): Promise<number> {
             alerter,
           },
         },
-        controls: runtimeControls(config, store, alerter),
+        controls: runtimeControls(
+          config,
+          store,
+          alerter,
+          quotaCounterFor(store, componentLogger(logger, 'quotas')),
+        ),
         socketGroupId: socketGroupId(config.socket_group),
       })
       const observability = await startAuthzObservability(config, server, logger)

@@ -1,15 +1,24 @@
+/** One counter that a request is charged to, with its limit and window in milliseconds. */
+export interface QuotaCharge {
+  readonly counter: string
+  readonly limit: number
+  readonly windowMs: number
+}
+
 /**
  * Counts requests per counter over a sliding window. The in-memory counter below counts per
- * gateway node; a store-backed counter shared by all nodes can implement the same interface.
+ * gateway process; StoreQuotaCounter (quota-store-counter.ts) is shared by every gateway node
+ * on one PostgreSQL store.
  */
 export interface QuotaCounter {
   /**
-   * Returns 0 when one more request fits into `limit` within the window ending at `nowMs`, or
-   * the milliseconds until it will fit. It records nothing.
+   * Charges one request at `nowMs` to every counter, all or nothing. When each counter has room
+   * within its limit over the window ending at `nowMs`, it records the request in each and
+   * returns zeros. Otherwise it records nothing and returns, per charge, the milliseconds until
+   * the counter admits one more request (0 for a counter with room). Concurrent charges are
+   * serialized, so together they never exceed a limit.
    */
-  waitMs(counter: string, limit: number, windowMs: number, nowMs: number): number
-  /** Records one request at `nowMs`. */
-  record(counter: string, windowMs: number, nowMs: number): void
+  charge(charges: readonly QuotaCharge[], nowMs: number): Promise<number[]>
 }
 
 /** Upper bound of counters kept; beyond it, counters whose window has passed are dropped. */
@@ -23,6 +32,18 @@ const MAX_COUNTERS = 100_000
 export class MemoryQuotaCounter implements QuotaCounter {
   private readonly logs = new Map<string, number[]>()
 
+  /** Checks and records without awaiting in between, so concurrent charges cannot interleave. */
+  async charge(charges: readonly QuotaCharge[], nowMs: number): Promise<number[]> {
+    const waits = charges.map((c) => this.waitMs(c.counter, c.limit, c.windowMs, nowMs))
+    if (waits.some((wait) => wait > 0)) return waits
+    for (const c of charges) this.record(c.counter, c.windowMs, nowMs)
+    return waits
+  }
+
+  /**
+   * Returns 0 when one more request fits into `limit` within the window ending at `nowMs`, or
+   * the milliseconds until it will fit. It records nothing.
+   */
   waitMs(counter: string, limit: number, windowMs: number, nowMs: number): number {
     const log = this.prune(counter, windowMs, nowMs)
     if (log.length < limit) return 0
@@ -31,6 +52,7 @@ export class MemoryQuotaCounter implements QuotaCounter {
     return Math.max(1, blocking + windowMs - nowMs)
   }
 
+  /** Records one request at `nowMs`. */
   record(counter: string, windowMs: number, nowMs: number): void {
     const log = this.prune(counter, windowMs, nowMs)
     log.push(nowMs)

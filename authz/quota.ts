@@ -51,14 +51,20 @@ export class QuotaEnforcer {
    */
   async charge(request: QuotaRequest, nowMs: number): Promise<Deny | undefined> {
     const matching = this.quotas.filter((quota) => matches(quota, request))
+    if (matching.length === 0) return undefined
     const extras: number[] = []
     for (const quota of matching) extras.push(await this.extension(quota.app, quota.name, nowMs))
-    // From here on nothing awaits, so concurrent requests cannot both pass the check of one
-    // last free slot before either of them records it.
+    const charges = matching.map((quota, index) => ({
+      counter: counterOf(quota),
+      limit: quota.limit + (extras[index] as number),
+      windowMs: quota.windowMs,
+    }))
+    // The counter checks and records all matching quotas in one step, so concurrent requests,
+    // on this node or on others sharing the counter, cannot both take one last free slot.
+    const waits = await this.counter.charge(charges, nowMs)
     let blocked: { quota: Quota; waitMs: number } | undefined
     for (const [index, quota] of matching.entries()) {
-      const limit = quota.limit + (extras[index] as number)
-      const waitMs = this.counter.waitMs(counterOf(quota), limit, quota.windowMs, nowMs)
+      const waitMs = waits[index] ?? 0
       if (waitMs > 0 && (blocked === undefined || waitMs > blocked.waitMs)) {
         blocked = { quota, waitMs }
       }
@@ -69,7 +75,6 @@ export class QuotaEnforcer {
       countQuotaRejection({ application: quota.app, key: quota.key, quota: quota.name })
       return quotaDeny(quota, blocked.waitMs)
     }
-    for (const quota of matching) this.counter.record(counterOf(quota), quota.windowMs, nowMs)
     return undefined
   }
 }
@@ -80,8 +85,9 @@ function matches(quota: Quota, request: QuotaRequest): boolean {
   return quota.key === undefined || quota.key === request.key
 }
 
+/** Names a quota's counter unambiguously, without the NUL byte that PostgreSQL text rejects. */
 function counterOf(quota: Quota): string {
-  return `${quota.name}\u0000${quota.app}`
+  return JSON.stringify([quota.name, quota.app])
 }
 
 function quotaDeny(quota: Quota, waitMs: number): Deny {

@@ -30,22 +30,22 @@ function packageVersion(): string {
 const usage = `Usage: hsmgate <command> [options]
 
 Commands:
-  init    Create an embedded setup (SoftHSM2 cluster, demo PKI, demo applications).
-  up      Run the gateway (Envoy, authz, crypto backend) in the foreground.
-  run     Run one gateway process (envoy, authz or backend), for systemd units.
-  status  Show a running gateway: processes, HSM members, policies, certificates, alerts.
-  doctor  Check an installation and print what to do about each problem.
-  demo    Create a setup if needed, run the gateway and show a signed, verified request.
-  keys    List, create, rotate, disable, enable, destroy and check keys of a setup.
-  policy  Check, test and explain the Cedar authorization policies.
-  tokens  Create single-use enrollment tokens for application hosts.
-  agent   Enroll an application host and renew its client certificate.
-  tpm     Register the TPM attestation keys of application hosts.
-  ca      Create the issuing CA's key in the HSM with a CSR, and import its certificate.
-  certs   List and revoke client certificates; publish the CRL and serving certificate.
-  apps    List applications; suspend and resume one.
+  init       Create an embedded setup (SoftHSM2 cluster, demo PKI, demo applications).
+  up         Run the gateway (Envoy, authz, crypto backend) in the foreground.
+  run        Run one gateway process (envoy, authz or backend), for systemd units.
+  status     Show a running gateway: processes, HSM members, policies, certificates, alerts.
+  doctor     Check an installation and print what to do about each problem.
+  demo       Create a setup if needed, run the gateway and show a signed, verified request.
+  keys       List, create, classify, rotate, disable, enable, destroy and check keys.
+  policy     Check, test and explain the Cedar authorization policies.
+  tokens     Create single-use enrollment tokens for application hosts.
+  agent      Enroll an application host and renew its client certificate.
+  tpm        Register the TPM attestation keys of application hosts.
+  ca         Create the issuing CA's key in the HSM with a CSR, and import its certificate.
+  certs      List and revoke client certificates; publish the CRL and serving certificate.
+  apps       Register, show and list applications; suspend and resume one.
   approvals  Request, list, show, approve and deny dual control approvals.
-  audit   Verify the signed audit chains, prove operation receipts, export records.
+  audit      Verify the signed audit chains, prove operation receipts, export records.
 
 Run 'hsmgate <command> --help' for a command's options, 'hsmgate --version' for the version.
 `
@@ -90,6 +90,13 @@ async function main(argv: string[]): Promise<number> {
   }
   return command.run(rest, createLogger(`cli-${name}`))
 }
+
+// A reader that closes the pipe early, such as 'hsmgate audit export | head', ends the output
+// normally: the command stops quietly instead of failing on the next write.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok)
+  throw error
+})
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

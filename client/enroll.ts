@@ -8,6 +8,7 @@ import { createAttestedKey, type AttestedKey, type TpmSettings } from './tpm/tpm
 import { sendWithActivation } from './tpm/tpm-exchange.js'
 import { fetchNonce } from './tpm/tpm-request.js'
 import { writeTpmSettings } from './tpm/tpm-settings.js'
+import { normalizeSerial } from '../store/certificate-serial.js'
 
 export interface EnrollOptions {
   /** Base URL of the gateway's enrollment listener, such as https://gateway:8444. */
@@ -57,8 +58,9 @@ export async function enroll(options: EnrollOptions): Promise<EnrollResult> {
   }
   const leaf = new X509Certificate(chain)
   const paths = agentPaths(options.dir)
-  logger.info({ serial: leaf.serialNumber, not_after: leaf.validTo }, 'enrolled; files written')
-  return { serial: leaf.serialNumber, notAfter: new Date(leaf.validTo).toISOString(), ...paths }
+  const serial = normalizeSerial(leaf.serialNumber)
+  logger.info({ serial, not_after: leaf.validTo }, 'enrolled; files written')
+  return { serial, notAfter: new Date(leaf.validTo).toISOString(), ...paths }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { request } from 'node:https'
+import { withTlsHint } from './tls-hint.js'
 
 /** Maximum time of one request to the gateway, connection and response included. */
 const REQUEST_TIMEOUT_MS = 30_000
@@ -77,7 +78,9 @@ export function postJson(
     req.on('timeout', () =>
       req.destroy(new Error(`gateway request timed out after ${REQUEST_TIMEOUT_MS} ms`)),
     )
-    req.on('error', reject)
+    req.on('error', (error) =>
+      reject(withTlsHint(error, new URL(url).pathname === '/v1/enroll' ? 'enroll' : 'mtls')),
+    )
     req.end(payload)
   })
 }

@@ -7,6 +7,7 @@ import { GatewayError, postJson } from './gateway-client.js'
 import { newKeyAndCsr, type AgentKeyType } from './key-material.js'
 import { renewWithTpm } from './tpm/tpm-renewal.js'
 import { readTpmSettings } from './tpm/tpm-settings.js'
+import { normalizeSerial } from '../store/certificate-serial.js'
 
 /** Upper bound on the reload command's run time. */
 const RELOAD_TIMEOUT_MS = 60_000
@@ -62,7 +63,10 @@ export async function renewOnce(options: RenewOptions): Promise<Date> {
   const chain = certificateOf(answer)
   writeCredentials(options.dir, keyPem, chain)
   const next = readCredentials(options.dir).leaf
-  logger.info({ serial: next.serialNumber, not_after: next.validTo }, 'renewed; files written')
+  logger.info(
+    { serial: normalizeSerial(next.serialNumber), not_after: next.validTo },
+    'renewed; files written',
+  )
   if (options.reloadCommand !== undefined) await runReload(options.reloadCommand, logger)
   return new Date(next.validTo)
 }
@@ -74,7 +78,7 @@ async function requestSoftwareRenewal(
 ): Promise<{ keyPem: string; answer: Record<string, unknown> }> {
   const material = await newKeyAndCsr(options.keyType)
   options.logger.info(
-    { serial: current.leaf.serialNumber },
+    { serial: normalizeSerial(current.leaf.serialNumber) },
     'new key generated; sending renewal request',
   )
   const answer = await postJson(
@@ -96,7 +100,11 @@ export function schedule(
   const leaf = readCredentials(dir).leaf
   const notBefore = new Date(leaf.validFrom)
   const expires = new Date(leaf.validTo)
-  return { due: renewalDue(notBefore, expires, renewAt), expires, serial: leaf.serialNumber }
+  return {
+    due: renewalDue(notBefore, expires, renewAt),
+    expires,
+    serial: normalizeSerial(leaf.serialNumber),
+  }
 }
 
 /**

@@ -33,8 +33,11 @@ export function loadConfig(file: string): LoadedConfig {
   try {
     text = readFileSync(path, 'utf8')
   } catch (error) {
-    const hint = `run 'hsmgate init --dir ${dirname(path)}' to create a setup there`
-    throw new ConfigError(`cannot read ${path}; ${hint}`, {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+    const hint =
+      'give the hsmgate.yaml of an existing setup (--config FILE or --dir DIR), or create a ' +
+      "demo setup with 'hsmgate init --dir ./var'; docs/operations.md describes a production install"
+    throw new ConfigError(`cannot read ${path} (${code}); ${hint}`, {
       cause: error,
     })
   }

@@ -33,6 +33,7 @@ export type ApiErrorCode =
   | 'approvals_unavailable'
   | 'approval_not_found'
   | 'approval_not_needed'
+  | 'approval_limit'
   | 'approval_not_pending'
   | 'approval_expired'
   | 'approver_is_requester'

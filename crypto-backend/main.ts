@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { approvalsDeps } from '../authz/controls-setup.js'
 import { loadDecisionSecret } from '../authz/decision-header.js'
 import { loadConfig, socketPaths } from '../config/load.js'
-import { createLogger } from '../log/logger.js'
+import { componentLogger, createLogger } from '../log/logger.js'
 import { limitRepeats } from '../log/repeat-limiter.js'
 import { openStore } from '../store/index.js'
 import { socketGroupId } from '../config/socket-access.js'
@@ -13,6 +13,7 @@ import { KeyLifecycle } from './keys/key-lifecycle.js'
 import { KeyRegistry } from './keys/key-registry.js'
 import { TlsMaintainer } from './pki/tls-maintainer.js'
 import { crlFile } from './pki/tls-publisher.js'
+import { RevocationWatch, revocationMarkOf } from './pki/revocation-watch.js'
 import { prepareSdsDirectory } from './pki/sds-files.js'
 import { openClientCertificates } from './pki/client-certificates.js'
 import { tpmTrustOf } from './pki/tpm/tpm-trust.js'
@@ -25,23 +26,30 @@ async function main(): Promise<void> {
   const config = loadConfig(values.config ?? 'hsmgate.yaml')
   const logger = createLogger('crypto-backend', config.log_level)
 
-  const store = await openStore(config.store, logger.child({ component: 'store' }))
+  const store = await openStore(config.store, componentLogger(logger, 'store'))
   const cluster = await HsmCluster.open(config.hsm.members, {
-    logger: logger.child({ component: 'hsm' }),
+    logger: componentLogger(logger, 'hsm'),
     environment: config.hsm.environment,
   })
   // The SDS files must exist before Envoy starts; `hsmgate up` starts it after this socket.
   // With socket_group, Envoy may run as another user of that group and must read them.
   const socketGroup = socketGroupId(config.socket_group)
   prepareSdsDirectory(config.runtime_dir, socketGroup)
-  const tlsLogger = limitRepeats(logger.child({ component: 'tls' }))
+  const tlsLogger = limitRepeats(componentLogger(logger, 'tls'))
   const tls = new TlsMaintainer(config, cluster, store, tlsLogger)
   await tls.start()
+  // Revocations written by other nodes or the CLI reach this node's Envoy within a second.
+  const revocations = new RevocationWatch({
+    mark: revocationMarkOf(store),
+    publish: () => tls.publishCrl(),
+    logger: tlsLogger,
+  })
+  await revocations.start()
   const checkpoints = await startAuditCheckpoints(
     config,
     cluster,
     store,
-    logger.child({ component: 'audit' }),
+    componentLogger(logger, 'audit'),
   )
   const server = await startBackendServer(
     {
@@ -68,6 +76,7 @@ async function main(): Promise<void> {
 
   const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'backend stopping')
+    revocations.stop()
     tls.stop()
     await observability.close()
     await server.close()

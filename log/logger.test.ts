@@ -61,3 +61,21 @@ describe('redaction', () => {
     }
   })
 })
+
+describe('component logger', () => {
+  it('writes component once and the part as subsystem', () => {
+    const logger = join(ROOT, 'dist', 'log', 'logger.js')
+    const code = [
+      `const { componentLogger, createLogger } = await import(${JSON.stringify(logger)})`,
+      "componentLogger(createLogger('authz', 'info'), 'alerts').error({ alert: 'x' }, 'alert')",
+    ].join('\n')
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+      encoding: 'utf8',
+      env: { ...process.env, HSMGATE_LOG_LEVEL: '' },
+    })
+    expect(result.status, result.stderr).toBe(0)
+    const line = result.stderr.trim()
+    expect(line.match(/"component":/g)).toHaveLength(1)
+    expect(JSON.parse(line)).toMatchObject({ component: 'authz', subsystem: 'alerts' })
+  })
+})

@@ -67,7 +67,11 @@ export function createLogger(component: string, level: LevelWithSilent = 'info')
   )
 }
 
-/** Returns the child logger of one component, such as 'hsm' or 'tls' inside the backend. */
-export function componentLogger(parent: Logger, component: string): Logger {
-  return parent.child({ component })
+/**
+ * Returns the child logger of one part of a process, such as 'hsm' or 'tls' inside the
+ * backend. Its lines carry the part as `subsystem`, because the root logger already writes
+ * `component` and pino would write a child's `component` as a second key of the same name.
+ */
+export function componentLogger(parent: Logger, subsystem: string): Logger {
+  return parent.child({ subsystem })
 }

@@ -12,6 +12,7 @@ export type AuditProblemKind =
   | 'records_truncated'
   | 'checkpoint_untrusted_key'
   | 'checkpoint_bad_signature'
+  | 'checkpoint_foreign_signer'
 
 /** One failed check: the writer, the first bad seq and what is wrong there. */
 export interface AuditProblem {
@@ -124,9 +125,29 @@ function validCheckpoints(
       })
       continue
     }
+    if (checkpoint.signer !== writerNode(checkpoint.writer)) {
+      problems.push({
+        kind: 'checkpoint_foreign_signer',
+        writer: checkpoint.writer,
+        seq: checkpoint.seq,
+        message:
+          `checkpoint at seq ${checkpoint.seq} is signed by node ${checkpoint.signer}, but only ` +
+          `node ${writerNode(checkpoint.writer)} signs the chain of ${checkpoint.writer}`,
+      })
+      continue
+    }
     valid.set(checkpoint.seq, [...(valid.get(checkpoint.seq) ?? []), checkpoint])
   }
   return valid
+}
+
+/**
+ * Returns the node whose backend signs a writer's chain: the writer name up to its first '/',
+ * because node `N` writes the chains `N` (backend) and `N/authz`.
+ */
+export function writerNode(writer: string): string {
+  const slash = writer.indexOf('/')
+  return slash === -1 ? writer : writer.slice(0, slash)
 }
 
 /** The state of a scan along one chain, fed one record at a time in seq order. */

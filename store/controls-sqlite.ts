@@ -2,10 +2,12 @@ import type Database from 'better-sqlite3'
 import type {
   Approval,
   ApprovalHold,
+  ApprovalQuery,
   ApprovalStatus,
   ApprovalVote,
   ControlRecords,
   GrantMatch,
+  PendingLimit,
 } from './store.js'
 
 interface ApprovalRow {
@@ -33,7 +35,32 @@ interface ApprovalRow {
 export class SqliteControls implements ControlRecords {
   constructor(private readonly db: Database.Database) {}
 
-  async createApproval(approval: Omit<Approval, 'votes'>): Promise<void> {
+  /** Counts and inserts in one IMMEDIATE transaction, so the limit also applies across processes. */
+  async createApproval(approval: Omit<Approval, 'votes'>, limit?: PendingLimit): Promise<boolean> {
+    const transaction = this.db.transaction((): boolean => {
+      if (
+        limit !== undefined &&
+        this.pendingOf(approval.requester, limit.now) >= limit.maxPending
+      ) {
+        return false
+      }
+      this.insertApproval(approval)
+      return true
+    })
+    return transaction.immediate()
+  }
+
+  private pendingOf(requester: string, now: string): number {
+    const row = this.db
+      .prepare(
+        `SELECT COUNT(*) AS pending FROM approvals
+         WHERE requester = ? AND status = 'pending' AND expires_at > ?`,
+      )
+      .get(requester, now) as { pending: number }
+    return row.pending
+  }
+
+  private insertApproval(approval: Omit<Approval, 'votes'>): void {
     this.db
       .prepare(
         `INSERT INTO approvals (id, requester, operation, key_name, params_digest, quota, extra,
@@ -68,10 +95,17 @@ export class SqliteControls implements ControlRecords {
     return row === undefined ? undefined : this.withVotes(row)
   }
 
-  async listApprovals(limit: number): Promise<Approval[]> {
+  async listApprovals(query: ApprovalQuery): Promise<Approval[]> {
+    const groups = [...query.groups]
+    const inGroups = groups.length === 0 ? '' : ` OR group_name IN (${groups.map(() => '?')})`
     const rows = this.db
-      .prepare('SELECT * FROM approvals ORDER BY created_at DESC, id LIMIT ?')
-      .all(limit) as ApprovalRow[]
+      .prepare(
+        `SELECT * FROM approvals WHERE requester = ?${inGroups}
+         ORDER BY CASE WHEN status = 'pending' AND expires_at > ? THEN 0 ELSE 1 END,
+           created_at DESC, id
+         LIMIT ? OFFSET ?`,
+      )
+      .all(query.requester, ...groups, query.now, query.limit, query.offset ?? 0) as ApprovalRow[]
     return rows.map((row) => this.withVotes(row))
   }
 

@@ -181,6 +181,22 @@ export interface GrantMatch {
   paramsDigest: string
 }
 
+/** A cap on the pending approval requests of one requester, checked when one is stored. */
+export interface PendingLimit {
+  readonly maxPending: number
+  /** Requests that expire at or before this time do not count. */
+  readonly now: string
+}
+
+/** Which approval requests a caller may list: its own, and those of its approver groups. */
+export interface ApprovalQuery {
+  readonly requester: string
+  readonly groups: readonly string[]
+  readonly now: string
+  readonly limit: number
+  readonly offset?: number
+}
+
 /** An application that needs an approval for each further request, set by an anomaly rule. */
 export interface ApprovalHold {
   app: string
@@ -197,12 +213,22 @@ export interface ApprovalHold {
  * them at the same time.
  */
 export interface ControlRecords {
-  /** Stores a new approval request without votes. Fails when the id exists. */
-  createApproval(approval: Omit<Approval, 'votes'>): Promise<void>
+  /**
+   * Stores a new approval request without votes. Fails when the id exists. With `limit`, stores
+   * it only while its requester has fewer than `limit.maxPending` pending requests unexpired at
+   * `limit.now`, atomically: the count and the insert are serialized per requester, so
+   * concurrent callers in several processes cannot together exceed the limit. Returns false,
+   * and writes nothing, when the limit is reached.
+   */
+  createApproval(approval: Omit<Approval, 'votes'>, limit?: PendingLimit): Promise<boolean>
   /** Returns the approval request with its votes, or undefined for an unknown id. */
   approval(id: string): Promise<Approval | undefined>
-  /** Returns approval requests, newest first (ties by id), at most `limit`. */
-  listApprovals(limit: number): Promise<Approval[]>
+  /**
+   * Returns the approval requests that `query.requester` filed or that name one of
+   * `query.groups`: pending ones unexpired at `query.now` first, then the rest, each part newest
+   * first (ties by id). Skips `query.offset` (default 0) and returns at most `query.limit`.
+   */
+  listApprovals(query: ApprovalQuery): Promise<Approval[]>
   /**
    * Records a vote, atomically. The implementation locks the request, reads it with its current
    * votes and calls the synchronous `check` inside the same transaction. When `check` returns

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { CliError, EXIT } from '../cli-error.js'
-import { renewAtOption, retryDurationOption } from './agent-options.js'
+import { renewAtOption, retryDurationOption, tokenFromFile } from './agent-options.js'
 
 function usageError(run: () => unknown): CliError {
   try {
@@ -34,5 +34,29 @@ describe('agent run options', () => {
       const error = usageError(() => retryDurationOption(value, '--retry-max', 100, 3_600_000))
       expect(error.message, value).toContain(`--retry-max ${value} is invalid`)
     }
+  })
+})
+
+describe('agent enroll --token-file', () => {
+  const token = 'hsmgate_et_abc-DEF_123'
+
+  it('accepts the JSON that tokens create prints', () => {
+    const printed = JSON.stringify({ token, app: 'payments', host: 'app1' }, null, 2) + '\n'
+    expect(tokenFromFile(printed, 'token.json')).toBe(token)
+  })
+
+  it('accepts the bare token with a newline', () => {
+    expect(tokenFromFile(`${token}\n`, 'token')).toBe(token)
+  })
+
+  it('rejects JSON without a token field', () => {
+    expect(usageError(() => tokenFromFile('{"app":"payments"}', 'f')).message).toMatch(
+      /--token-file f is JSON without a "token" string/,
+    )
+  })
+
+  it('rejects broken JSON and an empty file', () => {
+    expect(usageError(() => tokenFromFile('{"token":', 'f')).message).toMatch(/not valid JSON/)
+    expect(usageError(() => tokenFromFile('\n', 'f')).message).toMatch(/holds no token/)
   })
 })

@@ -16,6 +16,41 @@ export function readOption(path: string | undefined, option: string): string {
   }
 }
 
+/**
+ * Returns the enrollment token from the text of a --token-file: the bare token, or the JSON
+ * object that 'hsmgate tokens create' prints, whose `token` field holds it.
+ */
+export function tokenFromFile(text: string, path: string): string {
+  const trimmed = text.trim()
+  if (!trimmed.startsWith('{')) {
+    if (trimmed === '' || /\s/.test(trimmed)) {
+      throw new CliError(
+        `--token-file ${path} holds no token; save the output of 'hsmgate tokens create', or ` +
+          'only its token value, in the file',
+        EXIT.usage,
+      )
+    }
+    return trimmed
+  }
+  let token: unknown
+  try {
+    token = (JSON.parse(trimmed) as { token?: unknown }).token
+  } catch (error) {
+    throw new CliError(
+      `--token-file ${path} is not valid JSON: ${(error as Error).message}`,
+      EXIT.usage,
+    )
+  }
+  if (typeof token !== 'string' || token === '') {
+    throw new CliError(
+      `--token-file ${path} is JSON without a "token" string; save the output of 'hsmgate ` +
+        "tokens create' unchanged",
+      EXIT.usage,
+    )
+  }
+  return token
+}
+
 export function keyTypeOption(value: string): AgentKeyType {
   if (!(AGENT_KEY_TYPES as readonly string[]).includes(value)) {
     throw new CliError(`--key-type ${value}; allowed: ${AGENT_KEY_TYPES.join(', ')}`, EXIT.usage)

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { enroll } from '../../client/enroll.js'
 import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
-import { gatewayOption, keyTypeOption, readOption } from './agent-options.js'
+import { gatewayOption, keyTypeOption, readOption, tokenFromFile } from './agent-options.js'
 import { runAgentLoop } from './agent-run.js'
 import { agentTpmHelp, agentTpmOptions, runAgentTpmAk, tpmSettingsOf } from './agent-tpm.js'
 
@@ -36,7 +36,8 @@ Options:
   --ca FILE              PEM file of the CA that issued the gateway's serving certificate.
   --token TOKEN          Enrollment token. Visible to other local users in the process list;
                          prefer --token-file.
-  --token-file FILE      File holding the enrollment token.
+  --token-file FILE      File holding the enrollment token: the JSON that 'hsmgate tokens
+                         create' prints, or the token alone.
   --out DIR, --dir DIR   Directory of the key and certificate.
   --key-type TYPE        ec-p256 (default), rsa-2048 or rsa-3072.
   --once                 Renew once if due, then exit; for cron.
@@ -66,7 +67,9 @@ async function runEnroll(argv: string[], logger: Logger): Promise<number> {
     throw new CliError('set exactly one of --token and --token-file', EXIT.usage)
   }
   if (values.out === undefined) throw new CliError('--out DIR is required', EXIT.usage)
-  const token = values.token ?? readOption(values['token-file'], '--token-file').trim()
+  const token =
+    values.token ??
+    tokenFromFile(readOption(values['token-file'], '--token-file'), values['token-file']!)
   const result = await enroll({
     gateway: gatewayOption(values.gateway),
     caPem: readOption(values.ca, '--ca'),

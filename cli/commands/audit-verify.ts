@@ -19,7 +19,7 @@ export async function runAuditVerify(argv: string[], _logger: Logger): Promise<n
     args: argv,
     options: {
       ...auditSourceOptions,
-      'public-key': { type: 'string' },
+      'public-key': { type: 'string', multiple: true },
       writer: { type: 'string' },
       receipt: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -27,8 +27,9 @@ export async function runAuditVerify(argv: string[], _logger: Logger): Promise<n
   })
   const source = await openAuditSource(values)
   try {
-    const keysFile = values['public-key'] ?? auditSettings(source.config).publicKeysFile
-    const trusted = loadTrustedKeys(keysFile)
+    const keyFiles = values['public-key'] ?? [auditSettings(source.config).publicKeysFile]
+    const trusted = new TrustedAuditKeys()
+    for (const file of keyFiles) loadTrustedKeys(file, trusted)
     if (values.receipt !== undefined) {
       return await verifyReceipt(source.store, trusted, values.receipt, values.json)
     }
@@ -42,7 +43,8 @@ export async function runAuditVerify(argv: string[], _logger: Logger): Promise<n
   }
 }
 
-function loadTrustedKeys(file: string): TrustedAuditKeys {
+/** Adds the PEM public keys of `file` to `trusted`; throws CliError when it has none. */
+function loadTrustedKeys(file: string, trusted: TrustedAuditKeys): void {
   if (!existsSync(file)) {
     throw new CliError(
       `audit public key file ${file} does not exist; start the backend once to create it, or ` +
@@ -50,16 +52,15 @@ function loadTrustedKeys(file: string): TrustedAuditKeys {
       EXIT.config,
     )
   }
-  const trusted = new TrustedAuditKeys()
+  let added: number
   try {
-    trusted.addPem(readFileSync(file, 'utf8'))
+    added = trusted.addPem(readFileSync(file, 'utf8'))
   } catch (error) {
     throw new CliError(`cannot read audit public keys from ${file}: ${(error as Error).message}`)
   }
-  if (trusted.size === 0) {
+  if (added === 0) {
     throw new CliError(`${file} contains no PEM public key; pass the audit public key file`)
   }
-  return trusted
 }
 
 function report(results: WriterVerification[], json: boolean): number {

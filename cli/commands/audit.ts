@@ -23,7 +23,8 @@ Options:
   --dir DIR           Directory of the setup made by 'hsmgate init'. Default: ./var
   --public-key FILE   For verify: PEM file of the trusted audit public keys. Default: the file
                       that audit.public_keys names (pki/audit-keys.pem). Keep a copy of it
-                      away from the gateway host and pass it here.
+                      away from the gateway host and pass it here. Repeat the option to trust
+                      the keys of several files, such as one per gateway node.
   --writer WRITER     Only this writer's chain, such as 'node-1' or 'node-1/authz'.
   --json              For verify: print the result as one JSON document.
   --since SEQ         For export: only records with a seq greater than SEQ. Default: 0

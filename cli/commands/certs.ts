@@ -9,6 +9,8 @@ import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
 import { checkRevokeRequest, REVOCATION_REASONS, revokeInStore } from './certs-revoke.js'
 import { openKeysSession, type KeysSession } from './keys-session.js'
+import { normalizeSerial } from '../../store/certificate-serial.js'
+import type { IssuedCertificate } from '../../store/store.js'
 
 export const certsHelp = `Usage: hsmgate certs <subcommand> [options]
 
@@ -16,7 +18,9 @@ Lists and revokes the client certificates the gateway issued, and publishes the 
 serving certificate that a running gateway's Envoy reads through SDS within seconds.
 
 Subcommands:
-  list [--app NAME]                     Print the issued certificates as JSON.
+  list [--app NAME]                     Print the issued certificates as JSON. status is
+                                        active, revoked, expired, or superseded when a newer
+                                        certificate was issued for the same host.
   revoke --serial SERIAL | --app NAME   Revoke one certificate, or every active certificate of
                                         an application, and publish a new CRL signed by the
                                         HSM CA. authz refuses the certificate at once.
@@ -35,13 +39,45 @@ async function list(session: KeysSession, values: Values): Promise<unknown> {
     values.app === undefined
       ? (await session.store.listApplications()).map((a) => a.name)
       : [values.app]
+  if (values.app !== undefined) await registeredApp(session, values.app)
   const certificates = []
-  for (const app of apps) certificates.push(...(await session.store.certificatesOf(app)))
+  for (const app of apps) {
+    certificates.push(...shownStatus(await session.store.certificatesOf(app), new Date()))
+  }
   return certificates
+}
+
+/**
+ * Replaces the stored status `active` by what renewal and authz make of the certificate:
+ * `superseded` when a newer one was issued for the same application and host, `expired` after
+ * notAfter.
+ */
+function shownStatus(certificates: IssuedCertificate[], now: Date) {
+  const newest = new Map<string, IssuedCertificate>()
+  for (const c of certificates) {
+    const seen = newest.get(c.host)
+    if (seen === undefined || c.issuedAt > seen.issuedAt) newest.set(c.host, c)
+  }
+  return certificates.map((c) => {
+    if (c.status !== 'active') return c
+    if (Date.parse(c.notAfter) <= now.getTime()) return { ...c, status: 'expired' }
+    if (newest.get(c.host)?.serial !== c.serial) return { ...c, status: 'superseded' }
+    return c
+  })
+}
+
+/** Throws a CliError naming the registered applications when `app` is not one of them. */
+async function registeredApp(session: KeysSession, app: string): Promise<void> {
+  if ((await session.store.application(app)) !== undefined) return
+  const known = (await session.store.listApplications()).map((a) => a.name).join(', ') || 'none'
+  throw new CliError(
+    `application '${app}' is not registered (registered: ${known}); run 'hsmgate apps list'`,
+  )
 }
 
 async function revoke(session: KeysSession, values: Values): Promise<unknown> {
   const target = checkRevokeRequest(values)
+  if (target.app !== undefined) await registeredApp(session, target.app)
   const revoked = await revokeInStore(session.store, target, values.reason, new Date())
   const crl = await crlNow(session)
   return { revoked: revoked.map((c) => ({ serial: c.serial, app: c.app })), crl }
@@ -61,7 +97,7 @@ async function crlNow(session: KeysSession) {
 async function renewServer(session: KeysSession): Promise<unknown> {
   const ca = await openIssuingCa(session.config, session.cluster!)
   const leaf = await publishServingCertificate(session.config, ca)
-  return { serial: leaf.serialNumber, not_after: leaf.notAfter.toISOString() }
+  return { serial: normalizeSerial(leaf.serialNumber), not_after: leaf.notAfter.toISOString() }
 }
 
 const SUBCOMMANDS: Record<

@@ -10,6 +10,7 @@ import { appTlsArgs, gatewayUrl, shellCommand, signCurlArgs } from '../up/curl-e
 import { startGateway } from '../up/gateway.js'
 import { parsePort, parseStatsPort } from './init.js'
 import { stopSignal } from './up.js'
+import { DEMO_TRUST_DOMAIN } from '../init/demo-files.js'
 
 const run = promisify(execFile)
 const MESSAGE = 'transfer 100 EUR to account 42\n'
@@ -53,6 +54,8 @@ export async function runDemo(argv: string[], logger: Logger): Promise<number> {
       listenPort: parsePort(values.port, '--port', 8443),
       statsPort: parseStatsPort(values),
       enrollPort: parsePort(values['enroll-port'], '--enroll-port', 8444),
+      trustDomain: DEMO_TRUST_DOMAIN,
+      demoApps: true,
       logger,
     })
   }

@@ -1,14 +1,20 @@
 import { parseArgs } from 'node:util'
 import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
+import { DEMO_TRUST_DOMAIN } from '../init/demo-files.js'
 import { createEmbeddedSetup } from '../init/embedded-setup.js'
+
+/** SPIFFE trust domains as authz parses them from a certificate's URI SAN. */
+const TRUST_DOMAIN_PATTERN = /^[a-z0-9.-]{1,255}$/
 
 export const initHelp = `Usage: hsmgate init [options]
 
-Creates an embedded gateway setup: two SoftHSM2 tokens forming a two-member cluster, a demo
-root CA whose key is generated in the HSM, the gateway's certificate, the demo applications
-'payments' and 'reporting' with client certificates and HSM keys, starter Cedar policies and
-hsmgate.yaml.
+Creates an embedded gateway setup: two SoftHSM2 tokens forming a two-member cluster with PIN
+files and the cluster key-encryption key, the SQLite store, a self-signed root CA whose key is
+generated in the HSM, the readiness probe's certificate, the demo applications 'payments' and
+'reporting' with client certificates and HSM keys, starter Cedar policies and hsmgate.yaml.
+For a production setup, pass --no-demo-apps and --trust-domain, then replace the root with the
+organisation's CA through 'hsmgate ca init' and 'hsmgate ca import'.
 
 Options:
   --dir DIR           Directory for the setup. Default: ./var
@@ -21,6 +27,11 @@ Options:
   --admin-port PORT   Earlier name of --stats-port.
   --enroll-port PORT  TCP port of the enrollment listener (server TLS only, POST /v1/enroll
                       only) on the listen address. Default: 8444
+  --trust-domain NAME SPIFFE trust domain of the principals: applications are
+                      spiffe://NAME/app/APP. Lowercase letters, digits, dots and
+                      hyphens. Default: hsmgate.demo
+  --no-demo-apps      Register no applications and create no keys; register them with
+                      'hsmgate apps create'.
 `
 
 /** Parses a TCP port option, or returns `fallback` when it is absent. */
@@ -62,8 +73,18 @@ export async function runInit(argv: string[], logger: Logger): Promise<number> {
       'stats-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'enroll-port': { type: 'string' },
+      'trust-domain': { type: 'string', default: DEMO_TRUST_DOMAIN },
+      'no-demo-apps': { type: 'boolean', default: false },
     },
   })
+  const trustDomain = values['trust-domain']
+  if (!TRUST_DOMAIN_PATTERN.test(trustDomain)) {
+    throw new CliError(
+      `--trust-domain '${trustDomain}' is invalid; use 1 to 255 lowercase letters, digits, ` +
+        'dots and hyphens, such as example.internal',
+      EXIT.usage,
+    )
+  }
   const layout = await createEmbeddedSetup({
     dir: values.dir,
     force: values.force,
@@ -71,6 +92,8 @@ export async function runInit(argv: string[], logger: Logger): Promise<number> {
     listenPort: parsePort(values.port, '--port', 8443),
     statsPort: parseStatsPort(values),
     enrollPort: parsePort(values['enroll-port'], '--enroll-port', 8444),
+    trustDomain,
+    demoApps: !values['no-demo-apps'],
     logger,
   })
   process.stdout.write(`created ${layout.config}\n`)

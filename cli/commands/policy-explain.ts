@@ -83,7 +83,13 @@ async function fromStore(values: Values): Promise<{ request: PolicyRequest; poli
           application: await store.application(values.principal),
         }
     if (principal.kind === 'application' && principal.application === undefined) {
-      throw new CliError(`no application named '${values.principal}' in the store`, EXIT.usage)
+      const known = (await store.listApplications()).map((a) => a.name).join(', ') || 'none'
+      throw new CliError(
+        `no application named '${values.principal}' in the store of ${values.dir} ` +
+          `(registered: ${known}); pass --dir for another setup, or take the application ` +
+          'from a test file with --file cases.yaml --case NAME',
+        EXIT.usage,
+      )
     }
     const key = values.key === undefined ? undefined : (await store.keyVersions(values.key))[0]
     if (values.key !== undefined && key === undefined) {

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { durationMs } from '../../crypto-backend/pki/duration.js'
 import type { Logger } from '../../log/logger.js'
 import { CliError, EXIT } from '../cli-error.js'
+import { HOST_PATTERN } from './app-input.js'
 import { openKeysSession } from './keys-session.js'
 
 export const tokensHelp = `Usage: hsmgate tokens create --app NAME --host HOST[,ADDRESS...]
@@ -25,8 +26,6 @@ Options:
 
 const DEFAULT_TTL = '15m'
 const MAX_TTL_MS = 7 * 86_400_000
-const HOST_PATTERN =
-  /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
 
 /** Prefix of enrollment tokens, so that a leaked token is recognisable in a secret scan. */
 const TOKEN_PREFIX = 'hsmgate_et_'
@@ -79,7 +78,10 @@ export async function runTokens(argv: string[], logger: Logger): Promise<number>
   const session = await openKeysSession(values.dir, logger, false)
   try {
     if ((await session.store.application(values.app)) === undefined) {
-      throw new CliError(`application '${values.app}' is not registered`)
+      throw new CliError(
+        `application '${values.app}' is not registered; register it with 'hsmgate apps ` +
+          `create ${values.app} --team TEAM --host HOST --address IP' or run 'hsmgate apps list'`,
+      )
     }
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
     const now = new Date()

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { loadPolicyDir } from '../../authz/policy-load.js'
 import { policyDir, type LoadedConfig } from '../../config/load.js'
@@ -109,11 +109,11 @@ export function checkPolicies(config: LoadedConfig): CheckResult {
     const source = loadPolicyDir(dir)
     return ok('policies', `${dir}: ${source.policies.size} policies, version ${source.version}`)
   } catch (error) {
-    return fail(
-      'policies',
-      (error as Error).message,
-      `fix the policy files, then run 'hsmgate policy check --dir ${config.dir}'`,
-    )
+    const fix = existsSync(dir)
+      ? `fix the policy files, then run 'hsmgate policy check --policies ${dir}'`
+      : `create ${dir} with the *.cedar policy files, or set authz.policies in ${config.file} ` +
+        'to the directory that holds them'
+    return fail('policies', (error as Error).message, fix)
   }
 }
 

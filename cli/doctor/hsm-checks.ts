@@ -28,11 +28,7 @@ function checkToken(member: MemberConfig): CheckResult {
   try {
     module = acquireModule(member.module)
   } catch (error) {
-    return fail(
-      name,
-      `PKCS#11 module ${member.module} does not load: ${(error as Error).message}`,
-      'check hsm.members[].module; install the vendor library (SoftHSM2: apt-get install softhsm2)',
-    )
+    return moduleLoadFailure(name, member, error as Error)
   }
   try {
     const token = findToken(module.pkcs11, memberTokenSelector(member), member.name, member.module)
@@ -47,6 +43,31 @@ function checkToken(member: MemberConfig): CheckResult {
   } finally {
     module.release()
   }
+}
+
+/**
+ * Describes a module that does not load: a missing file needs the library installed or the
+ * path corrected, a file that is not a loadable library needs the right build.
+ */
+function moduleLoadFailure(name: string, member: MemberConfig, error: Error): CheckResult {
+  const cause = (error.cause as NodeJS.ErrnoException | undefined)?.code
+  // The loader's message ends with its own advice after '; ', which the fix below replaces.
+  const detail = error.message.split('; ')[0] ?? error.message
+  const field = `the module of hsm member '${member.name}' in hsm.members`
+  if (cause === 'ENOENT') {
+    return fail(
+      name,
+      detail,
+      `install the PKCS#11 library (SoftHSM2: apt-get install softhsm2, which provides ` +
+        `/usr/lib/softhsm/libsofthsm2.so) or set ${field} to the path where it is installed`,
+    )
+  }
+  return fail(
+    name,
+    detail,
+    `set ${field} to a PKCS#11 library built for this platform; ${member.module} cannot be ` +
+      'loaded as one',
+  )
 }
 
 function checkPinFile(member: MemberConfig): CheckResult {

@@ -2,7 +2,10 @@ import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { statsPortField, type LoadedConfig } from '../../config/load.js'
 import { envoyAdminGet } from '../../envoy/index.js'
+import type { StatusProcess } from '../../metrics/status-file.js'
+import { pidState, readSnapshot } from '../status/process-probe.js'
 import { fail, ok, type CheckResult } from './check-result.js'
+import { socketOwnedBy } from './socket-owner.js'
 
 interface PortUse {
   field: string
@@ -29,8 +32,11 @@ export function configuredPorts(config: LoadedConfig): PortUse[] {
 
 /**
  * Checks each configured port: free, or held by this gateway. A held port counts as this
- * gateway's when Envoy's listener statistics name a listener on it, or, for a metrics port,
- * when it serves hsmgate metrics.
+ * gateway's when the process that serves it here (Envoy for listeners, authz or the backend for
+ * metrics ports), as named by the status file in this configuration's runtime directory, is
+ * running and holds the listening socket. When that process's sockets cannot be read (another
+ * user's process without root), Envoy's listener statistics or the hsmgate metrics served on
+ * the port are taken as evidence instead.
  */
 export async function checkPorts(config: LoadedConfig): Promise<CheckResult[]> {
   const stats = await envoyAdminGet(config, '/stats/prometheus?filter=listener')
@@ -41,7 +47,7 @@ export async function checkPorts(config: LoadedConfig): Promise<CheckResult[]> {
     const error = await bindError(use.address, use.port)
     if (error === undefined) {
       results.push(ok(name, `${use.address}:${use.port} is free`))
-    } else if (await heldByGateway(use, listeners)) {
+    } else if (await heldByGateway(config, use, listeners)) {
       results.push(ok(name, `${use.address}:${use.port} is in use by this gateway`))
     } else {
       results.push(
@@ -57,15 +63,37 @@ export async function checkPorts(config: LoadedConfig): Promise<CheckResult[]> {
 }
 
 /**
- * Envoy names each listener's statistics after its address, such as
+ * Tells whether this gateway's process holds the port; see checkPorts. In the fallback, Envoy
+ * names each listener's statistics after its address, such as
  * `envoy_listener_address="127.0.0.1_8443"` or `"[::]_8443"`, so a port's listener shows up as
  * a label value ending in `_PORT"`.
  */
-async function heldByGateway(use: PortUse, listeners: string | undefined): Promise<boolean> {
+async function heldByGateway(
+  config: LoadedConfig,
+  use: PortUse,
+  listeners: string | undefined,
+): Promise<boolean> {
+  const owner = servingProcess(use.field)
+  let snapshot
+  try {
+    snapshot = readSnapshot(config.runtime_dir, owner)
+  } catch {
+    snapshot = undefined
+  }
+  if (snapshot === undefined || pidState(snapshot.pid) === 'gone') return false
+  const owned = socketOwnedBy(use.port, snapshot.pid)
+  if (owned !== 'unknown') return owned === 'yes'
   if (use.field.startsWith('metrics.')) {
     return (await httpGet(use.port, '/metrics'))?.includes('hsmgate_') ?? false
   }
   return listeners?.includes(`_${use.port}"`) === true
+}
+
+/** Returns the process of this gateway that listens on the port of a configuration field. */
+function servingProcess(field: string): StatusProcess {
+  if (field === 'metrics.authz_port') return 'authz'
+  if (field === 'metrics.backend_port') return 'crypto-backend'
+  return 'envoy'
 }
 
 function bindError(address: string, port: number): Promise<string | undefined> {

@@ -36,13 +36,15 @@ export interface ConfigOptions {
   members: Array<{ name: string; label: string }>
   caKeyId: string
   crlUrl?: string
+  /** SPIFFE trust domain of the principals. Default: DEMO_TRUST_DOMAIN */
+  trustDomain?: string
 }
 
 /** Renders hsmgate.yaml with paths relative to the setup directory. */
 export function gatewayConfig(options: ConfigOptions): string {
   const config = {
     node_id: 'node-1',
-    trust_domain: DEMO_TRUST_DOMAIN,
+    trust_domain: options.trustDomain ?? DEMO_TRUST_DOMAIN,
     runtime_dir: 'run',
     log_level: 'info',
     listen: {

@@ -11,7 +11,6 @@ import { CliError, EXIT } from '../cli-error.js'
 import {
   appPrincipal,
   DEMO_APPS,
-  DEMO_TRUST_DOMAIN,
   gatewayConfig,
   probePrincipal,
   softhsmConf,
@@ -40,6 +39,10 @@ export interface InitOptions {
   listenPort: number
   statsPort: number
   enrollPort: number
+  /** SPIFFE trust domain of every principal. */
+  trustDomain: string
+  /** Enrol the demo applications 'payments' and 'reporting' with their keys. */
+  demoApps: boolean
   logger: Logger
 }
 
@@ -108,10 +111,10 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
       crlUrl: demoCrlUrl(options.listenAddress, options.enrollPort),
     })
     await issueLeaf(issuer, 'client', 'hsmgate probe', layout.probeCert, layout.probeKey, {
-      uri: [probePrincipal(DEMO_TRUST_DOMAIN)],
+      uri: [probePrincipal(options.trustDomain)],
     })
-    for (const app of DEMO_APPS) {
-      await enrolDemoApp(layout, cluster, store, issuer, caCert, app)
+    for (const app of options.demoApps ? DEMO_APPS : []) {
+      await enrolDemoApp(layout, cluster, store, issuer, caCert, app, options.trustDomain)
       logger.info({ app }, 'demo application created')
     }
 
@@ -129,6 +132,7 @@ async function populate(layout: StateLayout, options: InitOptions): Promise<void
         members: MEMBERS,
         caKeyId: caKeyId.toString('hex'),
         crlUrl: demoCrlUrl(options.listenAddress, options.enrollPort),
+        trustDomain: options.trustDomain,
       }),
     )
   } finally {
@@ -194,10 +198,11 @@ async function enrolDemoApp(
   issuer: CertificateIssuer,
   caCert: x509.X509Certificate,
   app: string,
+  trustDomain: string,
 ): Promise<void> {
   const dir = layout.appDir(app)
   const cert = await issueLeaf(issuer, 'client', app, `${dir}/client.crt`, `${dir}/client.key`, {
-    uri: [appPrincipal(DEMO_TRUST_DOMAIN, app)],
+    uri: [appPrincipal(trustDomain, app)],
   })
   writePublicFile(`${dir}/ca.crt`, caCert.toString('pem') + '\n')
   await store.putApplication({

@@ -18,8 +18,9 @@ export async function assertPortFree(address: string, port: number, what: string
   }
   throw new CliError(
     `${what} ${address}:${port} cannot be bound (${problem}); another gateway may be running ` +
-      "there: stop it, or create a setup on other ports with 'hsmgate init --port PORT " +
-      "--stats-port PORT'",
+      'there: stop it, or change listen.port, listen.enroll_port and envoy.stats_port in ' +
+      "hsmgate.yaml, or create a setup on other ports with 'hsmgate init --dir DIR --port PORT " +
+      "--enroll-port PORT --stats-port PORT'",
     EXIT.config,
   )
 }

@@ -1,5 +1,6 @@
 import { TpmReader } from '../../crypto-backend/pki/tpm/tpm-reader.js'
 import { runTpmTool } from './tpm-tools.js'
+import { tpmResponseHint } from './tpm-response-hint.js'
 
 const TPM_ST_SESSIONS = 0x8002
 const TPM_CC_CERTIFY = 0x00000148
@@ -39,7 +40,9 @@ export function parseCertifyResponse(response: Buffer): CertifyResult {
   const size = reader.u32()
   const code = reader.u32()
   if (code !== 0) {
-    throw new Error(`TPM2_Certify failed with TPM response code 0x${code.toString(16)}`)
+    const hint = tpmResponseHint(code)
+    const message = `TPM2_Certify failed with TPM response code 0x${code.toString(16)}`
+    throw new Error(hint === undefined ? message : `${message}; ${hint}`)
   }
   if (size !== response.length) {
     throw new Error(`TPM2_Certify response claims ${size} bytes but has ${response.length}`)

@@ -4,6 +4,7 @@ import { createAttestedKey } from './tpm-key.js'
 import { sendWithActivation } from './tpm-exchange.js'
 import { fetchNonce, postJsonWithTpmKey } from './tpm-request.js'
 import type { TpmAgentSettings } from './tpm-settings.js'
+import { normalizeSerial } from '../../store/certificate-serial.js'
 
 /**
  * Renews a TPM-enrolled certificate: a fresh nonce, a new TPM key certified over it, and the
@@ -17,7 +18,7 @@ export async function renewWithTpm(
   const nonce = await fetchNonce(settings.enrollGateway, options.caPem)
   const attested = await createAttestedKey(settings, nonce)
   options.logger.info(
-    { serial: current.leaf.serialNumber },
+    { serial: normalizeSerial(current.leaf.serialNumber) },
     'new TPM key certified; sending renewal request',
   )
   const answer = await sendWithActivation(

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { needsFlush, tctiEnv } from './tcti.js'
+import { tpmOutputHint } from './tpm-response-hint.js'
 
 /** Upper bound on one tpm2-tools or openssl run; key creation on a slow TPM takes seconds. */
 const TOOL_TIMEOUT_MS = 60_000
@@ -47,7 +48,9 @@ export function runTool(
         const text = stderr.toString('utf8').trim()
         if (error === null) return resolve({ stdout, stderr: text })
         const detail = text.split('\n').slice(-3).join('; ') || error.message
-        reject(new TpmToolError(tool, `${tool} ${args[0] ?? ''} failed: ${detail}`))
+        const hint = tpmOutputHint(text)
+        const message = `${tool} ${args[0] ?? ''} failed: ${detail}`
+        reject(new TpmToolError(tool, hint === undefined ? message : `${message}; ${hint}`))
       },
     )
     child.stdin?.end(input ?? Buffer.alloc(0))

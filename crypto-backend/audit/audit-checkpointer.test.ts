@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { verify } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import pkcs11js from 'pkcs11js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -12,16 +13,17 @@ import {
   type SofthsmTestEnv,
 } from '../../test/helpers/softhsm-env.js'
 import { checkCheckpoint, checkpointText, TrustedAuditKeys } from '../../store/audit-checkpoint.js'
+import { verifyWriter } from '../../store/audit-verify.js'
 import { SqliteStore } from '../../store/sqlite-store.js'
 import type { AuditEntry } from '../../store/store.js'
 import { HsmCluster } from '../hsm/index.js'
-import { AuditCheckpointer } from './audit-checkpointer.js'
+import { AuditCheckpointer, CHAIN_MISMATCH_ALERT } from './audit-checkpointer.js'
 import { auditKeyId, openAuditKey, publishAuditPublicKey, type AuditKey } from './audit-key.js'
 
 let env: SofthsmTestEnv
 let cluster: HsmCluster
 let key: AuditKey
-const { logger } = captureLogger()
+const { logger, lines } = captureLogger()
 
 const entry = (node: string, n: number): AuditEntry => ({
   time: new Date().toISOString(),
@@ -216,6 +218,136 @@ describe('audit checkpointer', () => {
     const foreign = { ...checkpoint!, publicKey: other.publicKeyPem }
     expect(checkCheckpoint(foreign, trusted)).toEqual({ ok: false, reason: 'untrusted_key' })
     expect(checkpointText(checkpoint!)).toContain(`head=${checkpoint!.headHash}\n`)
+    await store.close()
+  })
+
+  it('never signs a writer of another node', async () => {
+    const store = newStore('foreign-writer')
+    const checkpointer = new AuditCheckpointer(store, key, {
+      signer: 'node-1',
+      everyRecords: 1,
+      intervalMs: 1000,
+      logger,
+    })
+    // A process that can write the store appends a chain for a node that does not exist.
+    await store.appendAuditBatch([1, 2, 3].map((n) => entry('node-9', n)))
+    await store.appendAuditBatch([1, 2, 3].map((n) => entry('node-1-authz', n)))
+    await store.appendAuditBatch([entry('node-1', 1)])
+    const signed = await checkpointer.stop()
+    expect(signed.map((c) => c.writer)).toEqual(['node-1'])
+    expect(await store.auditCheckpoints('node-9')).toEqual([])
+    expect(await store.auditCheckpoints('node-1-authz')).toEqual([])
+    await store.close()
+  })
+
+  it('rejects a chain edited since the last checkpoint', async () => {
+    const store = newStore('edited')
+    const checkpointer = new AuditCheckpointer(store, key, {
+      signer: 'node-1',
+      everyRecords: 1,
+      intervalMs: 3_600_000,
+      logger,
+    })
+    await store.appendAuditBatch([1, 2].map((n) => entry('node-1', n)))
+    expect((await checkpointer.checkpoint(false)).map((c) => c.seq)).toEqual([2])
+    await store.appendAuditBatch([3, 4].map((n) => entry('node-1', n)))
+    const db = new Database(join(env.dir, 'edited.db'))
+    db.prepare("UPDATE audit SET operation = 'decrypt' WHERE node = 'node-1' AND seq = 3").run()
+    db.close()
+
+    const before = lines.length
+    expect(await checkpointer.checkpoint(false)).toEqual([])
+    expect(await checkpointer.checkpoint(true)).toEqual([])
+    expect((await store.auditCheckpoints('node-1')).map((c) => c.seq)).toEqual([2])
+    const alerts = lines.slice(before).filter((line) => line.alert === CHAIN_MISMATCH_ALERT)
+    expect(alerts).toHaveLength(1)
+    expect(alerts[0]).toMatchObject({ level: 50, writer: 'node-1', seq: 3, signed_seq: 2 })
+    await store.close()
+  })
+
+  it('rejects a signed record rewritten with recomputed hashes', async () => {
+    const store = newStore('rewritten')
+    const checkpointer = new AuditCheckpointer(store, key, {
+      signer: 'node-1',
+      everyRecords: 1,
+      intervalMs: 3_600_000,
+      logger,
+    })
+    await store.appendAuditBatch([entry('node-1/authz', 1)])
+    expect((await checkpointer.checkpoint(false)).map((c) => c.seq)).toEqual([1])
+    // The whole chain is replaced by a consistent one that differs from what was signed.
+    const db = new Database(join(env.dir, 'rewritten.db'))
+    db.prepare("DELETE FROM audit WHERE node = 'node-1/authz'").run()
+    db.close()
+    await store.appendAuditBatch([{ ...entry('node-1/authz', 1), key: 'payments-data' }])
+    await store.appendAuditBatch([entry('node-1/authz', 2)])
+
+    expect(await checkpointer.checkpoint(true)).toEqual([])
+    // A new checkpointer reads the last checkpoint from the store and rejects the chain too.
+    const restarted = new AuditCheckpointer(store, key, {
+      signer: 'node-1',
+      everyRecords: 1,
+      intervalMs: 3_600_000,
+      logger,
+    })
+    expect(await restarted.checkpoint(true)).toEqual([])
+    await store.close()
+  })
+
+  it('ignores a checkpoint row that its own key did not sign', async () => {
+    const store = newStore('forged-row')
+    const checkpointer = new AuditCheckpointer(store, key, {
+      signer: 'node-1',
+      everyRecords: 1,
+      intervalMs: 3_600_000,
+      logger,
+    })
+    const records = await store.appendAuditBatch([1, 2, 3].map((n) => entry('node-1', n)))
+    // A forged row claims that node-1 signed seq 3, to skip the check of records 1 to 3.
+    await store.putAuditCheckpoint({
+      writer: 'node-1',
+      seq: 3,
+      headHash: records[2]!.hash,
+      time: new Date().toISOString(),
+      signer: 'node-1',
+      keyId: key.keyId,
+      publicKey: key.publicKeyPem,
+      signature: Buffer.alloc(64).toString('base64'),
+    })
+    const db = new Database(join(env.dir, 'forged-row.db'))
+    db.prepare("UPDATE audit SET principal = 'x' WHERE node = 'node-1' AND seq = 2").run()
+    db.close()
+    await store.appendAuditBatch([entry('node-1', 4)])
+
+    expect(await checkpointer.checkpoint(true)).toEqual([])
+    await store.close()
+  })
+
+  it('makes verify reject a checkpoint by another node', async () => {
+    const store = newStore('foreign-signer')
+    const [record] = await store.appendAuditBatch([entry('node-9', 1)])
+    // A checkpoint as a backend without the writer check signed it: node-1 over node-9's chain.
+    const claims = {
+      writer: 'node-9',
+      seq: 1,
+      headHash: record!.hash,
+      time: new Date().toISOString(),
+      signer: 'node-1',
+      keyId: key.keyId,
+    }
+    const signature = await key.sign(Buffer.from(checkpointText(claims), 'utf8'))
+    await store.putAuditCheckpoint({
+      ...claims,
+      publicKey: key.publicKeyPem,
+      signature: signature.toString('base64'),
+    })
+    const trusted = new TrustedAuditKeys()
+    trusted.addPem(key.publicKeyPem)
+
+    const result = await verifyWriter(store, 'node-9', trusted)
+    expect(result.coveredSeq).toBe(0)
+    expect(result.validCheckpoints).toBe(0)
+    expect(result.problems.map((p) => p.kind)).toEqual(['checkpoint_foreign_signer'])
     await store.close()
   })
 })

@@ -1,9 +1,14 @@
 import type { Logger } from '../../log/logger.js'
-import { checkpointText } from '../../store/audit-checkpoint.js'
+import { GENESIS_HASH } from '../../store/audit-chain.js'
+import { checkCheckpoint, checkpointText, TrustedAuditKeys } from '../../store/audit-checkpoint.js'
 import type { AuditCheckpoint, AuditHead, Store } from '../../store/store.js'
 import type { AuditKey } from './audit-key.js'
+import { checkChainSegment, type ChainMismatch } from './chain-segment.js'
 
-type CheckpointStore = Pick<Store, 'auditHeads' | 'auditCheckpoints' | 'putAuditCheckpoint'>
+type CheckpointStore = Pick<
+  Store,
+  'auditHeads' | 'auditCheckpoints' | 'putAuditCheckpoint' | 'auditRecordsAfter'
+>
 
 export interface CheckpointerOptions {
   /** Node id of this backend, recorded as the checkpoint's signer. */
@@ -21,18 +26,32 @@ export interface CheckpointerOptions {
 
 interface LastCheckpoint {
   seq: number
+  /** Head hash the last checkpoint signed; the genesis hash before the first one. */
+  hash: string
   atMs: number
 }
 
+/** Log field and alert name of a chain that does not extend the last signed checkpoint. */
+export const CHAIN_MISMATCH_ALERT = 'audit_chain_mismatch'
+
 /**
- * Signs checkpoints over the head of every writer's chain in the store, including writers this
- * process does not own (authz has no HSM PIN, so the backend signs for it). A writer gets a
+ * Signs checkpoints over the chain heads of this node's two writers: the backend (`signer`) and
+ * its authz (`signer/authz`, because authz has no HSM PIN). Chains of other writers in the store
+ * are never signed, since a process that can write the store could append them. A writer gets a
  * checkpoint when `everyRecords` records have accumulated since its last one, or when
  * `intervalMs` has passed and it has any new record, and at stop(). Heads are polled, so a
  * checkpoint follows its trigger within one poll interval.
+ *
+ * Before signing, every record from the last signed checkpoint up to the new head is checked:
+ * hashes recomputed and links followed. When the chain does not extend what was signed, no
+ * checkpoint is signed for that writer, and an error with the field `alert` is logged once per
+ * head, which `hsmgate status` lists.
  */
 export class AuditCheckpointer {
   private readonly last = new Map<string, LastCheckpoint>()
+  private readonly ownKey = new TrustedAuditKeys()
+  /** Heads already reported as mismatched, so that a poll does not repeat the alert. */
+  private readonly reported = new Map<string, string>()
   private readonly now: () => number
   private readonly startedMs: number
   private timer: NodeJS.Timeout | undefined
@@ -47,6 +66,12 @@ export class AuditCheckpointer {
   ) {
     this.now = options.now ?? Date.now
     this.startedMs = this.now()
+    this.ownKey.addPem(key.publicKeyPem)
+  }
+
+  /** The writers whose chains this node signs. */
+  get writers(): readonly string[] {
+    return [this.options.signer, `${this.options.signer}/authz`]
   }
 
   /** Starts polling. Failures are logged and retried at the next poll. */
@@ -97,7 +122,9 @@ export class AuditCheckpointer {
 
   private async signDue(force: boolean): Promise<AuditCheckpoint[]> {
     const signed: AuditCheckpoint[] = []
+    const own = new Set(this.writers)
     for (const head of await this.store.auditHeads()) {
+      if (!own.has(head.writer)) continue
       const last = await this.lastCheckpoint(head.writer)
       if (head.seq <= last.seq) continue
       const due =
@@ -105,21 +132,53 @@ export class AuditCheckpointer {
         head.seq - last.seq >= this.options.everyRecords ||
         this.now() - last.atMs >= this.options.intervalMs
       if (!due) continue
+      const mismatch = await checkChainSegment(this.store, head, last)
+      if (mismatch !== undefined) {
+        this.reportMismatch(head, mismatch)
+        continue
+      }
       signed.push(await this.sign(head))
     }
     return signed
   }
 
+  /**
+   * Returns the newest checkpoint of the writer that this node signed, as read from the store
+   * once and then kept in memory. A stored checkpoint counts only when it verifies with this
+   * node's audit key, so a row that a store writer added under this node's name is ignored.
+   */
   private async lastCheckpoint(writer: string): Promise<LastCheckpoint> {
     let last = this.last.get(writer)
     if (last === undefined) {
       const own = (await this.store.auditCheckpoints(writer))
         .filter((checkpoint) => checkpoint.signer === this.options.signer)
+        .filter((checkpoint) => checkCheckpoint(checkpoint, this.ownKey).ok)
         .at(-1)
-      last = { seq: own?.seq ?? 0, atMs: own === undefined ? this.startedMs : Date.parse(own.time) }
+      last = {
+        seq: own?.seq ?? 0,
+        hash: own?.headHash ?? GENESIS_HASH,
+        atMs: own === undefined ? this.startedMs : Date.parse(own.time),
+      }
       this.last.set(writer, last)
     }
     return last
+  }
+
+  private reportMismatch(head: AuditHead, mismatch: ChainMismatch): void {
+    if (this.reported.get(head.writer) === head.hash) return
+    this.reported.set(head.writer, head.hash)
+    this.options.logger.error(
+      {
+        alert: CHAIN_MISMATCH_ALERT,
+        writer: head.writer,
+        seq: mismatch.seq,
+        head_seq: head.seq,
+        signed_seq: mismatch.signedSeq,
+      },
+      `ALERT: audit chain of ${head.writer} does not extend its last signed checkpoint ` +
+        `(${mismatch.message}); no checkpoint is signed until an operator runs ` +
+        "'hsmgate audit verify' and repairs the store",
+    )
   }
 
   private async sign(head: AuditHead): Promise<AuditCheckpoint> {
@@ -139,7 +198,7 @@ export class AuditCheckpointer {
       signature: signature.toString('base64'),
     }
     await this.store.putAuditCheckpoint(checkpoint)
-    this.last.set(head.writer, { seq: head.seq, atMs: nowMs })
+    this.last.set(head.writer, { seq: head.seq, hash: head.hash, atMs: nowMs })
     this.options.logger.debug({ writer: head.writer, seq: head.seq }, 'audit checkpoint signed')
     return checkpoint
   }

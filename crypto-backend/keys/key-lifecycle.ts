@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { ApiError, invalidRequest } from '../api-error.js'
 import type { HsmCluster } from '../hsm/index.js'
 import { destroyKeyObjects } from '../hsm/key-inventory.js'
-import type { KeyState, KeyType, KeyVersion, Store } from '../../store/index.js'
+import type { Classification, KeyState, KeyType, KeyVersion, Store } from '../../store/index.js'
 import { mayCreateInNamespace, namespacePrefix } from './key-namespace.js'
 
 /** Key names: lowercase letters, digits and hyphens, 1 to 64 characters. */
@@ -13,7 +13,12 @@ export interface CreateKeyInput {
   type: KeyType
   owner: string
   tags: string[]
+  /** Sensitivity level that policies and dual control rules see. Default: confidential */
+  classification?: Classification
 }
+
+/** The classification of a key created without one. */
+export const DEFAULT_CLASSIFICATION: Classification = 'confidential'
 
 /**
  * Creates, rotates, disables, enables and destroys keys: key material in the HSM cluster, metadata
@@ -56,6 +61,7 @@ export class KeyLifecycle {
         type: latest.type,
         owner: latest.owner,
         tags: latest.tags,
+        classification: latest.classification,
         version: latest.version + 1,
         state: latest.state,
       })
@@ -70,6 +76,17 @@ export class KeyLifecycle {
         throw new ApiError(409, 'key_destroyed', `key '${name}' is destroyed`)
       }
       const changed = versions.filter((v) => v.state !== 'destroyed').map((v) => ({ ...v, state }))
+      for (const version of changed) await this.store.putKeyVersion(version)
+      return changed
+    })
+  }
+
+  /** Sets the classification of every version, so that policies see it from the next request. */
+  classify(name: string, classification: Classification): Promise<KeyVersion[]> {
+    return this.serialized(name, async () => {
+      const versions = await this.store.keyVersions(name)
+      latestOf(name, versions)
+      const changed = versions.map((v) => ({ ...v, classification }))
       for (const version of changed) await this.store.putKeyVersion(version)
       return changed
     })
@@ -125,7 +142,7 @@ export class KeyLifecycle {
       state: input.state ?? 'enabled',
       owner: input.owner,
       tags: input.tags,
-      classification: 'confidential',
+      classification: input.classification ?? DEFAULT_CLASSIFICATION,
       createdAt: new Date().toISOString(),
     }
     await this.store.putKeyVersion(key)

@@ -62,6 +62,7 @@ export function keyMetadata(key: KeyVersion) {
     state: key.state,
     owner: key.owner,
     tags: key.tags,
+    classification: key.classification,
     created_at: key.createdAt,
   }
 }

@@ -58,6 +58,21 @@ export class TlsMaintainer {
     clearInterval(this.timer)
   }
 
+  /**
+   * Publishes a new CRL now, for a revocation that another process wrote to the store. Returns
+   * false, publishing nothing, while a scheduled check runs, so the caller tries again later.
+   */
+  async publishCrl(): Promise<boolean> {
+    if (this.busy || this.ca === undefined) return false
+    this.busy = true
+    try {
+      await this.renewCrl()
+      return true
+    } finally {
+      this.busy = false
+    }
+  }
+
   /** The issuing CA in force, shared with the client certificate issuer; set by start(). */
   get caSource(): IssuingCaSource {
     if (this.source === undefined) throw new Error('TlsMaintainer.start() has not run')

@@ -17,6 +17,8 @@ export interface ApprovalsDeps {
   readonly trustDomain: string
   readonly quotas: readonly QuotaConfig[]
   readonly maxTtlMs: number
+  /** Pending, unexpired requests one requester may have; another request gets 429. */
+  readonly maxPending: number
   readonly keyVersions: (name: string) => Promise<KeyVersion[]>
   readonly now?: () => number
 }
@@ -25,7 +27,10 @@ export interface ApprovalsDeps {
 const DEFAULT_TTL_MS = 15 * 60_000
 const MAX_USES = 1000
 const MAX_EXTRA = 1_000_000
-const LIST_LIMIT = 200
+/** Requests listed per page without `limit`, and the largest `limit` a caller may ask for. */
+const LIST_DEFAULT = 100
+const LIST_MAX = 200
+const LIST_MAX_OFFSET = 100_000
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/
 
 /**
@@ -59,9 +64,17 @@ export function registerApprovalRoutes(
   app.get('/v1/approvals', async (c) => {
     c.get('audit').operation = 'approval-list'
     const d = need()
-    const visible = (await d.controls.listApprovals(LIST_LIMIT)).filter((approval) =>
-      canSee(d, c.get('principal'), approval),
-    )
+    const principal = c.get('principal')
+    const person = personName(principal, d.trustDomain)
+    // The store filters by visibility before it limits, so other requesters' requests cannot
+    // push the caller's own out of the page.
+    const visible = await d.controls.listApprovals({
+      requester: principal,
+      groups: person === undefined ? [] : d.dualControl.groupsOf(person),
+      now: new Date((d.now ?? Date.now)()).toISOString(),
+      limit: queryInteger(c.req.query('limit'), 'limit', 1, LIST_MAX, LIST_DEFAULT),
+      offset: queryInteger(c.req.query('offset'), 'offset', 0, LIST_MAX_OFFSET, 0),
+    })
     return c.json({ approvals: visible.map(view), decision_id: c.get('decisionId') })
   })
 
@@ -75,7 +88,9 @@ export function registerApprovalRoutes(
     app.post(`/v1/approvals/:id/${vote}`, async (c) => {
       c.get('audit').operation = `approval-${vote}`
       const d = need()
-      rejectUnknownFields(parseJsonObject(c.get('body')), [])
+      // The body is empty or an empty JSON object.
+      const body = c.get('body')
+      if (body.length > 0) rejectUnknownFields(parseJsonObject(body), [])
       const voter = c.get('principal')
       const now = (d.now ?? Date.now)()
       const record: ApprovalVote = { approver: voter, vote, at: new Date(now).toISOString() }
@@ -112,7 +127,15 @@ async function createApproval(
     operation === QUOTA_EXTENSION
       ? { ...base, ...quotaExtensionFields(d, requester, body) }
       : { ...base, ...(await operationFields(d, requester, operation, body)) }
-  await d.controls.createApproval(approval)
+  const limit = { maxPending: d.maxPending, now: base.createdAt }
+  if (!(await d.controls.createApproval(approval, limit))) {
+    throw new ApiError(
+      429,
+      'approval_limit',
+      `${requester} already has ${d.maxPending} pending approval requests ` +
+        '(authz.approvals.max_pending); wait until approvers decide them or they expire',
+    )
+  }
   return { ...approval, votes: [] }
 }
 
@@ -291,4 +314,22 @@ function ttlOf(body: Record<string, unknown>, maxTtlMs: number): number {
     )
   }
   return ms
+}
+
+function queryInteger(
+  text: string | undefined,
+  name: string,
+  min: number,
+  max: number,
+  fallback: number,
+): number {
+  if (text === undefined) return fallback
+  const value = /^[0-9]{1,9}$/.test(text) ? Number(text) : Number.NaN
+  if (!(value >= min && value <= max)) {
+    throw invalidRequest(
+      `query parameter '${name}' must be an integer from ${min} to ${max}, got ` +
+        JSON.stringify(text.slice(0, 40)),
+    )
+  }
+  return value
 }

@@ -169,4 +169,52 @@ export const postgresMigrations: readonly string[] = [
      used_at TIMESTAMPTZ
    );
    CREATE INDEX tpm_activation_challenges_by_expiry ON tpm_activation_challenges (expires_at);`,
+  // 7: quota counters that every gateway node shares, charged by quota_charge(), and an index
+  // for the per-second poll of the newest revocation.
+  `CREATE TABLE quota_windows (
+     counter TEXT COLLATE "C" PRIMARY KEY,
+     stamps BIGINT[] NOT NULL,
+     expires_ms BIGINT NOT NULL
+   );
+   CREATE INDEX quota_windows_by_expiry ON quota_windows (expires_ms);
+   CREATE INDEX certificates_revoked ON certificates (revoked_at) WHERE status = 'revoked';
+   CREATE FUNCTION quota_charge(counters TEXT[], limits INTEGER[], windows BIGINT[],
+     now_ms BIGINT) RETURNS BIGINT[]
+   LANGUAGE plpgsql SET search_path FROM CURRENT AS $body$
+   DECLARE
+     waits BIGINT[] := '{}';
+     live BIGINT[];
+     n INTEGER;
+   BEGIN
+     -- Creates each row or takes its lock, in counter order: an INSERT ... ON CONFLICT DO
+     -- UPDATE locks an existing row too, so charges that share counters queue behind each
+     -- other without deadlock, and the sweep (SKIP LOCKED) cannot delete a row in use.
+     INSERT INTO quota_windows (counter, stamps, expires_ms)
+       SELECT DISTINCT c, '{}'::BIGINT[], 0::BIGINT FROM unnest(counters) AS c ORDER BY c
+       ON CONFLICT (counter) DO UPDATE SET counter = excluded.counter;
+     FOR i IN 1 .. coalesce(array_length(counters, 1), 0) LOOP
+       SELECT coalesce(array_agg(s ORDER BY s), '{}') INTO live
+         FROM quota_windows q, unnest(q.stamps) AS s
+         WHERE q.counter = counters[i] AND s > now_ms - windows[i];
+       n := coalesce(array_length(live, 1), 0);
+       IF n < limits[i] THEN
+         waits := waits || 0::BIGINT;
+       ELSE
+         -- The request at position n - limit + 1 must leave the window before another fits.
+         waits := waits || greatest(1, live[n - limits[i] + 1] + windows[i] - now_ms);
+       END IF;
+     END LOOP;
+     IF EXISTS (SELECT 1 FROM unnest(waits) AS w WHERE w > 0) THEN
+       RETURN waits;
+     END IF;
+     FOR i IN 1 .. coalesce(array_length(counters, 1), 0) LOOP
+       UPDATE quota_windows q
+         SET stamps = (SELECT coalesce(array_agg(s ORDER BY s), '{}') FROM unnest(q.stamps) AS s
+                       WHERE s > now_ms - windows[i]) || now_ms,
+             expires_ms = greatest(q.expires_ms, now_ms + windows[i])
+         WHERE q.counter = counters[i];
+     END LOOP;
+     RETURN waits;
+   END
+   $body$;`,
 ]

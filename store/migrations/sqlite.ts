@@ -155,4 +155,14 @@ export const sqliteMigrations: readonly string[] = [
      used_at TEXT
    );
    CREATE INDEX tpm_activation_challenges_by_expiry ON tpm_activation_challenges (expires_at);`,
+  // 7: the quota counter table and revocation index of PostgreSQL migration 7. A SQLite gateway
+  // is one node and counts quotas in memory, so the table stays empty; it exists so that
+  // version 7 means the same schema in both stores.
+  `CREATE TABLE quota_windows (
+     counter TEXT PRIMARY KEY,
+     stamps TEXT NOT NULL,
+     expires_ms INTEGER NOT NULL
+   );
+   CREATE INDEX quota_windows_by_expiry ON quota_windows (expires_ms);
+   CREATE INDEX certificates_revoked ON certificates (revoked_at) WHERE status = 'revoked';`,
 ]

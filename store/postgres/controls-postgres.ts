@@ -2,10 +2,12 @@ import type pg from 'pg'
 import type {
   Approval,
   ApprovalHold,
+  ApprovalQuery,
   ApprovalStatus,
   ApprovalVote,
   ControlRecords,
   GrantMatch,
+  PendingLimit,
 } from '../store.js'
 import type { PostgresPool } from './postgres-pool.js'
 
@@ -62,6 +64,9 @@ const GRANT_ROW = `
     AND uses_left > 0 AND expires_at > $5
   ORDER BY expires_at LIMIT 1`
 
+/** First key of the advisory lock that serializes the pending count and insert per requester. */
+const PENDING_LOCK_CLASS = 0x61707072 // 'appr'
+
 function grantParams(match: GrantMatch, now: string): unknown[] {
   return [match.requester, match.operation, match.key, match.paramsDigest, now]
 }
@@ -70,39 +75,41 @@ function grantParams(match: GrantMatch, now: string): unknown[] {
 export class PostgresControls implements ControlRecords {
   constructor(private readonly pool: PostgresPool) {}
 
-  async createApproval(approval: Omit<Approval, 'votes'>): Promise<void> {
-    await this.pool.execute(
-      `INSERT INTO approvals (id, requester, operation, key_name, params_digest, quota, extra,
-         group_name, required, uses, uses_left, status, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-      [
-        approval.id,
-        approval.requester,
-        approval.operation,
-        approval.key,
-        approval.paramsDigest,
-        approval.quota,
-        approval.extra,
-        approval.group,
-        approval.required,
-        approval.uses,
-        approval.usesLeft,
-        approval.status,
-        approval.createdAt,
-        approval.expiresAt,
-      ],
-    )
+  /**
+   * Counts and inserts in one transaction under an advisory lock keyed by the requester, so
+   * concurrent requests of one requester on any node are counted one after the other.
+   */
+  createApproval(approval: Omit<Approval, 'votes'>, limit?: PendingLimit): Promise<boolean> {
+    return this.pool.transaction(async (client) => {
+      if (limit !== undefined) {
+        await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
+          PENDING_LOCK_CLASS,
+          approval.requester,
+        ])
+        const pending = await client.query<{ n: number }>(
+          `SELECT COUNT(*)::int AS n FROM approvals
+           WHERE requester = $1 AND status = 'pending' AND expires_at > $2`,
+          [approval.requester, limit.now],
+        )
+        if (pending.rows[0]!.n >= limit.maxPending) return false
+      }
+      await insertApproval(client, approval)
+      return true
+    })
   }
 
   approval(id: string): Promise<Approval | undefined> {
     return this.pool.withClient((client) => loadApproval(client, id))
   }
 
-  listApprovals(limit: number): Promise<Approval[]> {
+  listApprovals(query: ApprovalQuery): Promise<Approval[]> {
     return this.pool.withClient(async (client) => {
       const result = await client.query<ApprovalRow>(
-        'SELECT * FROM approvals ORDER BY created_at DESC, id LIMIT $1',
-        [limit],
+        `SELECT * FROM approvals WHERE requester = $1 OR group_name = ANY($2::text[])
+         ORDER BY CASE WHEN status = 'pending' AND expires_at > $3 THEN 0 ELSE 1 END,
+           created_at DESC, id
+         LIMIT $4 OFFSET $5`,
+        [query.requester, [...query.groups], query.now, query.limit, query.offset ?? 0],
       )
       return Promise.all(result.rows.map((row) => withVotes(client, row)))
     })
@@ -200,6 +207,30 @@ export class PostgresControls implements ControlRecords {
   async clearHold(app: string): Promise<boolean> {
     return (await this.pool.execute('DELETE FROM approval_holds WHERE app = $1', [app])) === 1
   }
+}
+
+async function insertApproval(client: Queryable, approval: Omit<Approval, 'votes'>): Promise<void> {
+  await client.query(
+    `INSERT INTO approvals (id, requester, operation, key_name, params_digest, quota, extra,
+       group_name, required, uses, uses_left, status, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+    [
+      approval.id,
+      approval.requester,
+      approval.operation,
+      approval.key,
+      approval.paramsDigest,
+      approval.quota,
+      approval.extra,
+      approval.group,
+      approval.required,
+      approval.uses,
+      approval.usesLeft,
+      approval.status,
+      approval.createdAt,
+      approval.expiresAt,
+    ],
+  )
 }
 
 async function loadApproval(client: Queryable, id: string): Promise<Approval | undefined> {

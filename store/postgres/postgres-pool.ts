@@ -123,15 +123,25 @@ export class PostgresPool {
    */
   async withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.acquire()
+    // pg-pool listens for 'error' only on idle clients. A connection that the server ends
+    // while the client is checked out (a server shutdown between two statements) emits
+    // 'error' on the client, which would end the process without a listener. The statement
+    // in progress, or the next one, rejects by itself; the broken client is then discarded.
+    let broken: Error | undefined
+    const onError = (error: Error): void => {
+      broken = error
+    }
+    client.on('error', onError)
     try {
       const result = await work(client)
-      client.release()
+      client.release(broken)
       return result
     } catch (error) {
       const mapped = toStoreError(error, 'query', this.address)
-      client.release(mapped instanceof StoreUnavailableError ? mapped : undefined)
+      client.release(mapped instanceof StoreUnavailableError ? mapped : broken)
       throw mapped
     } finally {
+      client.off('error', onError)
       this.held--
     }
   }

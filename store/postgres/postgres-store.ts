@@ -26,6 +26,7 @@ import {
   type TokenRow,
 } from './rows.js'
 import { PostgresTpmRecords } from './tpm-postgres.js'
+import { PostgresQuotaLedger } from './quota-postgres.js'
 
 /**
  * Stores the newest serial unless a different serial with a later notBefore is stored: the
@@ -47,9 +48,12 @@ const RECORD_SERIAL = `
 export class PostgresStore implements Store {
   readonly tpm: PostgresTpmRecords
   readonly controls: PostgresControls
+  /** Quota counters that every node on this database shares. */
+  readonly quotas: PostgresQuotaLedger
   private readonly audit: PostgresAuditLog
 
   private constructor(private readonly pool: PostgresPool) {
+    this.quotas = new PostgresQuotaLedger(pool)
     this.audit = new PostgresAuditLog(pool)
     this.tpm = new PostgresTpmRecords(pool)
     this.controls = new PostgresControls(pool)
@@ -229,6 +233,19 @@ export class PostgresStore implements Store {
       [now],
     )
     return rows.map(toCertificate)
+  }
+
+  /**
+   * Returns a value that changes whenever a certificate is revoked: the number of revoked
+   * certificates and the newest revocation time. Revocations are never undone, so the count
+   * grows with each one even when clocks of the revoking nodes disagree. One index-only scan.
+   */
+  async revocationMark(): Promise<string> {
+    const rows = await this.pool.query<{ revoked: number; newest: string | null }>(
+      `SELECT count(*) AS revoked, max(revoked_at) AS newest FROM certificates
+       WHERE status = 'revoked'`,
+    )
+    return `${rows[0]?.revoked ?? 0}/${rows[0]?.newest ?? ''}`
   }
 
   async putEnrollmentToken(token: EnrollmentToken): Promise<void> {

@@ -369,7 +369,63 @@ export function storeSuite(name: string, createHarness: () => Promise<StoreHarne
           () => undefined,
         )
         expect('error' in result ? result.error : result.status).toBe('denied')
-        expect((await store.controls.listApprovals(10)).map((a) => a.id)).toEqual(['a2'])
+        const listed = await store.controls.listApprovals({
+          requester: approval('a2', 2).requester,
+          groups: [],
+          now: T0,
+          limit: 10,
+        })
+        expect(listed.map((a) => a.id)).toEqual(['a2'])
+      })
+
+      it('lists only visible requests, pending first', async () => {
+        const at = (minute: number) => `2026-12-04T00:${String(minute).padStart(2, '0')}:00.000Z`
+        const own = 'spiffe://hsmgate.demo/app/payments'
+        const other = 'spiffe://hsmgate.demo/app/reporting'
+        await store.controls.createApproval({ ...approval('l1', 1), createdAt: at(1) })
+        await store.controls.createApproval({
+          ...approval('l2', 1),
+          status: 'granted',
+          createdAt: at(5),
+        })
+        await store.controls.createApproval({
+          ...approval('l3', 1),
+          requester: other,
+          group: 'auditors',
+          createdAt: at(9),
+        })
+        await store.controls.createApproval({
+          ...approval('l4', 1),
+          requester: other,
+          group: 'custodians',
+          createdAt: at(7),
+        })
+        const list = async (requester: string, groups: string[], offset = 0) =>
+          (
+            await store.controls.listApprovals({ requester, groups, now: T0, limit: 2, offset })
+          ).map((a) => a.id)
+        expect(await list(own, [])).toEqual(['l1', 'l2'])
+        expect(await list('spiffe://hsmgate.demo/person/alice', ['security-officers'])).toEqual([
+          'l1',
+          'l2',
+        ])
+        expect(await list('x', ['custodians', 'security-officers'])).toEqual(['l4', 'l1'])
+        expect(await list('x', ['custodians', 'security-officers'], 2)).toEqual(['l2'])
+        expect(await list(other, [])).toEqual(['l3', 'l4'])
+        expect(await list('x', [])).toEqual([])
+      })
+
+      it('caps the pending requests of a requester', async () => {
+        const limit = { maxPending: 2, now: T0 }
+        expect(await store.controls.createApproval(approval('c1', 1), limit)).toBe(true)
+        expect(await store.controls.createApproval(approval('c2', 1), limit)).toBe(true)
+        expect(await store.controls.createApproval(approval('c3', 1), limit)).toBe(false)
+        expect(await store.controls.approval('c3')).toBeUndefined()
+        const other = { ...approval('c4', 1), requester: 'spiffe://hsmgate.demo/app/reporting' }
+        expect(await store.controls.createApproval(other, limit)).toBe(true)
+        // Expired and decided requests no longer count.
+        const later = { maxPending: 2, now: '2026-12-04T02:00:00.000Z' }
+        expect(await store.controls.createApproval(approval('c5', 1), later)).toBe(true)
       })
 
       it('uses a grant until its uses are gone', async () => {
@@ -564,6 +620,17 @@ export function storeSuite(name: string, createHarness: () => Promise<StoreHarne
           expect(stored?.votes).toHaveLength(2)
           expect(stored?.status).toBe('granted')
         }
+      })
+
+      it('keep the pending approval cap', async () => {
+        const other = await open()
+        const limit = { maxPending: 3, now: T0 }
+        const created = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            (i % 2 === 0 ? store : other).controls.createApproval(approval(`p${i}`, 1), limit),
+          ),
+        )
+        expect(created.filter(Boolean)).toHaveLength(3)
       })
 
       it('hand out each grant use once', async () => {

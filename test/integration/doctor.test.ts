@@ -97,7 +97,22 @@ describe('doctor', () => {
     )
     const failed = await failures(file)
     expect(failed.map((r) => r.name)).toEqual(['hsm member hsm-a'])
-    expect(failed[0]?.detail).toContain('does not load')
+    expect(failed[0]?.detail).toBe(
+      `PKCS#11 module ${join(dir, 'none.so')} cannot be opened (ENOENT)`,
+    )
+    expect(failed[0]?.fix).toMatch(
+      /^install the PKCS#11 library .* or set the module of hsm member 'hsm-a'/,
+    )
+  }, 60_000)
+
+  it('names the build problem of a file that is not a module', async () => {
+    const file = variant('not-module.yaml', (t) =>
+      t.replace('module: /usr/lib/softhsm/libsofthsm2.so', `module: ${config}`),
+    )
+    const failed = await failures(file)
+    expect(failed[0]?.detail).toContain('failed to load')
+    expect(failed[0]?.detail).not.toContain('; check')
+    expect(failed[0]?.fix).toContain('a PKCS#11 library built for this platform')
   }, 60_000)
 
   it('finds a missing token', async () => {
@@ -233,11 +248,32 @@ describe('doctor', () => {
     expect(renamed?.fix).toBe('rename envoy.admin_port to envoy.stats_port')
   }, 60_000)
 
+  it('names the missing policy directory in its fix', async () => {
+    const file = variant('no-policies.yaml', (t) =>
+      t.replace('policies: policies', 'policies: gone'),
+    )
+    const failed = await failures(file)
+    expect(failed.map((r) => r.name)).toEqual(['policies'])
+    expect(failed[0]?.fix).toContain(`create ${join(dir, 'gone')}`)
+    expect(failed[0]?.fix).toContain('authz.policies')
+  }, 60_000)
+
   it('finds an invalid policy directory', async () => {
     const bad = join(dir, 'policies', 'broken.cedar')
     writeFileSync(bad, 'permit (principal, action, resource) when { nonsense };\n')
     try {
       expect((await failures()).map((r) => r.name)).toEqual(['policies'])
+    } finally {
+      rmSync(bad)
+    }
+  }, 60_000)
+
+  it('names the policy directory in the check command of its fix', async () => {
+    const bad = join(dir, 'policies', 'broken.cedar')
+    writeFileSync(bad, 'permit (principal, action, resource) when { nonsense };\n')
+    try {
+      const [failed] = await failures()
+      expect(failed?.fix).toContain(`hsmgate policy check --policies ${join(dir, 'policies')}`)
     } finally {
       rmSync(bad)
     }
