@@ -9,5 +9,7 @@ export default defineConfig({
     // The integration suites each start their own Envoy and SoftHSM2 tokens; two cores
     // run them one file at a time.
     fileParallelism: false,
+    // Finds or starts the PostgreSQL server that the store tests use.
+    globalSetup: ['test/global-setup.ts'],
   },
 })
