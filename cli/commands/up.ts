@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../config/load.js'
 import type { Logger } from '../../log/logger.js'
 import { EXIT } from '../cli-error.js'
-import { curlExample, gatewayUrl } from '../up/curl-example.js'
+import { gatewayUrl, readyHint } from '../up/curl-example.js'
 import { startGateway } from '../up/gateway.js'
 
 export const upHelp = `Usage: hsmgate up [options]
@@ -46,10 +46,7 @@ export async function runUp(argv: string[], logger: Logger): Promise<number> {
   const config = loadConfig(join(values.dir, 'hsmgate.yaml'))
   const gateway = await startGateway(config, logger, stop.signal)
 
-  process.stdout.write(
-    `ready: ${gatewayUrl(config)}\ntry:\n  ${curlExample(config, 'payments')}\n` +
-      'stop with Ctrl-C\n',
-  )
+  process.stdout.write(`ready: ${gatewayUrl(config)}\n${readyHint(config)}stop with Ctrl-C\n`)
   const reason = await Promise.race([stop.stopped, gateway.fatal.then((r) => `fatal: ${r}`)])
   logger.info({ reason }, 'stopping gateway')
   await gateway.stop()

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import type { LoadedConfig } from '../../config/load.js'
 import { localAddress } from './readiness.js'
 
@@ -37,4 +38,26 @@ export function signCurlArgs(config: LoadedConfig, app: string, message: string)
 /** Returns a curl command, with absolute paths, that signs a message as the demo application `app`. */
 export function curlExample(config: LoadedConfig, app: string): string {
   return shellCommand(signCurlArgs(config, app, 'hello hsmgate'))
+}
+
+/** The demo application whose sign command `hsmgate up` prints. */
+const DEMO_APP = 'payments'
+
+/**
+ * Returns the lines that `hsmgate up` prints once ready: a curl command that signs as the demo
+ * application when its CA certificate, client certificate and key exist in the setup, else the
+ * commands that give an application host a client certificate.
+ */
+export function readyHint(config: LoadedConfig): string {
+  const files = ['ca.crt', 'client.crt', 'client.key'].map(
+    (name) => `${config.dir}/apps/${DEMO_APP}/${name}`,
+  )
+  if (files.every((file) => existsSync(file))) {
+    return `try:\n  ${curlExample(config, DEMO_APP)}\n`
+  }
+  return (
+    'no demo applications: register one with `hsmgate apps create` and `hsmgate keys create`,\n' +
+    'then give its host a client certificate with `hsmgate tokens create` and\n' +
+    '`hsmgate agent enroll` (docs/operations.md, "First install")\n'
+  )
 }

@@ -60,9 +60,41 @@ export function describeError(error: unknown): string {
   return typeof code === 'string' ? `${code}: ${error.message}` : error.message
 }
 
+/** Operator actions for each SQLSTATE or socket code that makes the store unusable. */
+const FIXES: ReadonlyArray<[readonly string[], string]> = [
+  [
+    ['28000'],
+    'create the role and its database, or allow this host in pg_hba.conf, or correct the user ' +
+      'in store.postgres.url',
+  ],
+  [['28P01'], "correct the password in store.postgres.url or set the role's password"],
+  [['3D000'], 'create the database, or correct the database name in store.postgres.url'],
+  [
+    ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'],
+    'start PostgreSQL, or correct the host and port in store.postgres.url',
+  ],
+  [['ENOTFOUND', 'EAI_AGAIN'], 'correct the host name in store.postgres.url'],
+  [['53300'], "raise the server's max_connections or lower store.postgres.pool_size"],
+  [['57P03'], 'wait until the server has started, then retry'],
+]
+
+/**
+ * Returns what to do about a pg or socket error that prevents connecting, or undefined when
+ * the error has no known fix. Follows `cause` links, because pg wraps some socket errors.
+ */
+export function connectionFix(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code
+    const fix = FIXES.find(([codes]) => typeof code === 'string' && codes.includes(code))
+    if (fix !== undefined) return fix[1]
+    current = current.cause
+  }
+  return undefined
+}
+
 /**
  * Converts an error of a store call to StoreUnavailableError when the database was not
- * available, and returns any other error unchanged.
+ * available, and returns any other error unchanged. A failed connect gets the fix appended.
  */
 export function toStoreError(error: unknown, phase: CallPhase, address: string): unknown {
   if (error instanceof StoreUnavailableError) return error
@@ -74,7 +106,9 @@ export function toStoreError(error: unknown, phase: CallPhase, address: string):
       : cause === 'connection_lost'
         ? `the connection to PostgreSQL at ${address} broke during a store call`
         : `cannot connect to PostgreSQL at ${address}`
-  return new StoreUnavailableError(cause, `store unavailable: ${what} (${describeError(error)})`, {
+  const fix = cause === 'unreachable' ? connectionFix(error) : undefined
+  const message = `store unavailable: ${what} (${describeError(error)})`
+  return new StoreUnavailableError(cause, fix === undefined ? message : `${message}; ${fix}`, {
     cause: error,
   })
 }

@@ -4,6 +4,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
+import { secretsInLogs } from './log-scan.js'
 
 export const execFileAsync = promisify(execFile)
 
@@ -107,7 +108,13 @@ export async function startUp(dir: string, port: number, timeoutMs = 90_000): Pr
       if (up.exitCode === null) up.kill('SIGTERM')
       return exited
     },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    cleanup: () => {
+      // Every gateway a test starts has its logs checked for the setup's secrets before the
+      // directory goes, so that the whole test run is scanned and not only one session.
+      const leaks = secretsInLogs(dir, out + err)
+      rmSync(dir, { recursive: true, force: true })
+      if (leaks.length > 0) throw new Error(`secrets found in gateway logs: ${leaks.join(', ')}`)
+    },
   }
 }
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -119,7 +119,7 @@ describe('first install', () => {
       '-out',
       at('root.crt'),
       '-days',
-      '30',
+      '365',
       '-subj',
       '/CN=Example Root',
       '-addext',
@@ -127,10 +127,11 @@ describe('first install', () => {
       '-addext',
       'keyUsage=critical,keyCertSign,cRLSign',
     )
+    // The extension file and signing command of the guide's step 3.
     writeFileSync(
-      at('ca.cnf'),
-      '[v3]\nbasicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n' +
-        'subjectKeyIdentifier=hash\n',
+      at('ca.ext'),
+      'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n' +
+        'subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
     )
     await openssl(
       'x509',
@@ -143,11 +144,9 @@ describe('first install', () => {
       at('root.key'),
       '-CAcreateserial',
       '-days',
-      '30',
+      '180',
       '-extfile',
-      at('ca.cnf'),
-      '-extensions',
-      'v3',
+      at('ca.ext'),
       '-out',
       at('ca.crt'),
     )
@@ -262,6 +261,8 @@ describe('first install', () => {
     writeFileSync(at('token.json'), token.stdout)
 
     gateway = await startUp(dir, ports.port)
+    expect(gateway.stdout()).not.toContain('try:')
+    expect(gateway.stdout()).toContain('hsmgate tokens create')
     const bundle = join(dir, 'pki', 'trust-bundle.pem')
     const enrolled = await ok(
       'agent',
@@ -292,6 +293,41 @@ describe('first install', () => {
     expect(reply.status, reply.body).toBe(200)
     expect(reply.json().signature).toBeTruthy()
   }, 180_000)
+
+  it('verifies a signature with openssl as the guide shows', async () => {
+    // The commands of the guide's last step, with this test's gateway address and directories.
+    copyFileSync(join(dir, 'pki', 'trust-bundle.pem'), at('trust-bundle.pem'))
+    const script = [
+      `tls="--cacert trust-bundle.pem --cert ${at('agent')}/client.crt --key ${at('agent')}/client.key"`,
+      "printf 'hello hsmgate' > message.txt",
+      "curl -sS --fail-with-body $tls -H 'content-type: application/json' \\",
+      `  -d "{\\"message\\":\\"$(base64 -w0 message.txt)\\"}" ${gateway!.url}/v1/keys/billing-signing/sign |`,
+      '  jq -r .signature | base64 -d > signature.der',
+      `curl -sS --fail-with-body $tls ${gateway!.url}/v1/keys/billing-signing | jq -r .public_key_pem > public.pem`,
+      'openssl dgst -sha256 -verify public.pem -signature signature.der message.txt',
+    ].join('\n')
+    const { stdout } = await execFileAsync('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: work,
+    })
+    expect(stdout.trim()).toBe('Verified OK')
+    expect(readFileSync(at('public.pem'), 'utf8')).toContain('BEGIN PUBLIC KEY')
+
+    // A different message must not verify against the same signature.
+    writeFileSync(at('message.txt'), 'hello hsmgatE')
+    const tampered = await execFileAsync('openssl', [
+      'dgst',
+      '-sha256',
+      '-verify',
+      at('public.pem'),
+      '-signature',
+      at('signature.der'),
+      at('message.txt'),
+    ]).then(
+      () => 'verified',
+      (error: { stdout: string }) => error.stdout,
+    )
+    expect(tampered).toContain('Verification failure')
+  }, 60_000)
 
   it('names the enrollment port when enroll reaches the mutual TLS listener', async () => {
     const token = await hsmgate(

@@ -3,14 +3,17 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
+import { parse, stringify } from 'yaml'
 import {
   CLI,
   initGateway,
   isRunning,
   postJson,
+  ROOT,
   startUp,
   type TestGateway,
 } from '../helpers/gateway-process.js'
+import { TEST_POSTGRES_URL } from '../helpers/postgres-schema.js'
 
 const run = promisify(execFile)
 const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so'
@@ -120,6 +123,34 @@ describe('hsmgate init', () => {
   })
 })
 
+describe('authz start', () => {
+  it('exits 78 when the store cannot be opened', async () => {
+    const dir = dirs[0]!
+    const config = parse(readFileSync(join(dir, 'hsmgate.yaml'), 'utf8')) as Record<string, unknown>
+    const database = new URL(TEST_POSTGRES_URL)
+    database.username = `hsmgate_missing_${process.pid}`
+    config.store = { postgres: { url: database.toString(), connect_timeout: '3s' } }
+    const file = join(dir, 'hsmgate-missing-role.yaml')
+    writeFileSync(file, stringify(config))
+
+    const authz = await run(
+      process.execPath,
+      [join(ROOT, 'dist', 'authz', 'main.js'), '--config', file],
+      {
+        env: { ...process.env, HSMGATE_LOG_LEVEL: 'info' },
+        timeout: 30_000,
+      },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    )
+    expect(authz.code).toBe(78)
+    expect(authz.stderr).toContain(database.username)
+    expect(authz.stderr).toContain('does not exist')
+    expect(authz.stderr).toContain('create the role and its database')
+  })
+})
+
 describe('hsmgate up', () => {
   let gateway: TestGateway
 
@@ -137,6 +168,14 @@ describe('hsmgate up', () => {
     expect(recovered).toBe(true)
     const after = await run('pgrep', ['-f', `authz/main.js --config ${dir}`])
     expect(Number(after.stdout.trim())).not.toBe(pid)
+  })
+
+  it('prints a sign command that works as printed', async () => {
+    const printed = /^try:\n {2}(curl .*)$/m.exec(gateway.stdout())
+    expect(printed, gateway.stdout()).not.toBeNull()
+    expect(printed![1]).toContain(join(gateway.dir, 'apps', 'payments', 'client.crt'))
+    const { stdout } = await run('sh', ['-c', printed![1]!])
+    expect(JSON.parse(stdout)).toMatchObject({ signature: expect.any(String), version: 1 })
   })
 
   it('rejects a second gateway on a busy port', async () => {
