@@ -6,6 +6,7 @@ import { parse, stringify } from 'yaml'
 import { PostgresStore } from '../../store/postgres/postgres-store.js'
 import { SqliteStore } from '../../store/sqlite-store.js'
 import { CLI, freePorts, initGateway } from './gateway-process.js'
+import { secretsInLogs } from './log-scan.js'
 
 /** Settings of store.postgres that both nodes get, as hsmgate.yaml spells them. */
 export interface NodeStoreSettings {
@@ -207,8 +208,10 @@ export async function createTwoNodes(options: TwoNodeOptions): Promise<TwoNodes>
     cleanup: async () => {
       await signalNode(a, 'SIGTERM')
       await signalNode(nodeB, 'SIGTERM')
+      const leaks = [...secretsInLogs(a.dir, a.log), ...secretsInLogs(nodeB.dir, nodeB.log)]
       rmSync(a.dir, { recursive: true, force: true })
       rmSync(nodeB.dir, { recursive: true, force: true })
+      if (leaks.length > 0) throw new Error(`secrets found in node logs: ${leaks.join(', ')}`)
     },
   }
 }
